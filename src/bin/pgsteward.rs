@@ -1,0 +1,485 @@
+//! `pgsteward`: the command-line face of the core, for servers, cron jobs and scripts.
+//!
+//! Human output by default, `--json` for scripts. On failure it prints the error's stable code
+//! and exits with status 1 (2 for usage errors).
+
+use std::io::{IsTerminal, Read};
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use pgsteward::backup::RestoreTarget;
+use pgsteward::conn::spec::{ConnectionInput, SslMode};
+use pgsteward::jobs::{CancelToken, JobProgress, ProgressSink};
+use pgsteward::project::ProjectInput;
+use pgsteward::{sandbox, Error, ErrorCode, Steward};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(
+    name = "pgsteward",
+    version,
+    about = "Look after PostgreSQL databases: monitor, back up, restore."
+)]
+struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Manage projects (one PostgreSQL target each).
+    #[command(subcommand)]
+    Project(ProjectCmd),
+    /// Server status of a project: version, uptime, size, connections, TPS, cache hit ratio.
+    Status {
+        name: String,
+        /// Seconds between the two samples the rates come from.
+        #[arg(long, default_value_t = 2)]
+        interval: u64,
+    },
+    /// Encrypted logical backups.
+    #[command(subcommand)]
+    Backup(BackupCmd),
+    /// The local sandbox PostgreSQL.
+    #[command(subcommand)]
+    Sandbox(SandboxCmd),
+}
+
+#[derive(Args)]
+struct ConnArgs {
+    /// libpq URI, e.g. postgresql://user@host:5432/db?sslmode=require
+    #[arg(long, conflicts_with_all = ["conninfo", "host", "port", "user", "dbname", "sslmode"])]
+    uri: Option<String>,
+    /// libpq key=value string, e.g. "service=prod" or "host=db1 dbname=app"
+    #[arg(long, conflicts_with_all = ["host", "port", "user", "dbname", "sslmode"])]
+    conninfo: Option<String>,
+    #[arg(long)]
+    host: Option<String>,
+    #[arg(long)]
+    port: Option<u16>,
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long)]
+    dbname: Option<String>,
+    /// disable, allow, prefer, require, verify-ca or verify-full
+    #[arg(long)]
+    sslmode: Option<String>,
+    /// Read the password from standard input (it goes to the OS keyring).
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+impl ConnArgs {
+    fn input(&self, name: &str) -> Result<ProjectInput, Error> {
+        let connection = if let Some(uri) = &self.uri {
+            ConnectionInput::Uri { uri: uri.clone() }
+        } else if let Some(c) = &self.conninfo {
+            ConnectionInput::KeyValue {
+                conninfo: c.clone(),
+            }
+        } else {
+            ConnectionInput::Fields {
+                host: self.host.clone(),
+                port: self.port,
+                user: self.user.clone(),
+                dbname: self.dbname.clone(),
+                sslmode: self.sslmode.as_deref().map(SslMode::parse).transpose()?,
+            }
+        };
+        let password = if self.password_stdin {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Error::io("reading the password", e))?;
+            Some(s.trim_end_matches(['\n', '\r']).to_string())
+        } else {
+            None
+        };
+        Ok(ProjectInput {
+            name: name.to_string(),
+            connection,
+            password,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum ProjectCmd {
+    /// Add a project.
+    Add {
+        name: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Save without testing the connection first.
+        #[arg(long)]
+        no_test: bool,
+    },
+    /// List projects.
+    List,
+    /// Show one project.
+    Show { name: String },
+    /// Connect and report server version and latency.
+    Test { name: String },
+    /// Remove a project and its keyring entries.
+    Remove {
+        name: String,
+        /// Also delete its backups and backup key.
+        #[arg(long, conflicts_with = "keep_backups")]
+        delete_backups: bool,
+        /// Keep its backups (and the key that opens them).
+        #[arg(long)]
+        keep_backups: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupCmd {
+    /// Take an encrypted logical backup now.
+    Create { name: String },
+    /// List a project's backups.
+    List { name: String },
+    /// Restore a backup.
+    Restore {
+        name: String,
+        backup_id: String,
+        /// Create this database and restore into it.
+        #[arg(
+            long,
+            conflicts_with = "same_database",
+            required_unless_present = "same_database"
+        )]
+        new_database: Option<String>,
+        /// Replace the contents of the backed-up database (needs --confirm DBNAME).
+        #[arg(long)]
+        same_database: bool,
+        /// The database name, repeated, to confirm a restore into the same database.
+        #[arg(long, requires = "same_database")]
+        confirm: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SandboxCmd {
+    /// Create (first time) and start the sandbox; adds the "sandbox" project.
+    Start,
+    /// Stop the sandbox server.
+    Stop,
+}
+
+fn out<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("serializable")
+        );
+    } else {
+        human(value);
+    }
+}
+
+fn human_bytes(b: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v:.0} {}", units[i])
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+fn progress(json: bool) -> (ProgressSink, Option<ProgressBar>) {
+    if json || !std::io::stderr().is_terminal() {
+        return (Arc::new(|_: &JobProgress| {}), None);
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let b = bar.clone();
+    let sink: ProgressSink = Arc::new(move |p: &JobProgress| {
+        b.set_message(format!(
+            "{}: {} at {}/s, {:.1} s",
+            p.phase,
+            human_bytes(p.bytes as f64),
+            human_bytes(p.rate_bytes_per_sec),
+            p.elapsed_ms as f64 / 1000.0
+        ));
+    });
+    (sink, Some(bar))
+}
+
+async fn run(cli: Cli) -> Result<(), Error> {
+    let st = Steward::open_default()?;
+    let json = cli.json;
+    match cli.cmd {
+        Cmd::Project(p) => match p {
+            ProjectCmd::Add {
+                name,
+                conn,
+                no_test,
+            } => {
+                let input = conn.input(&name)?;
+                if !no_test {
+                    st.test_input(&input).await?;
+                }
+                let s = st.create(&input)?;
+                out(json, &s, |s| {
+                    println!("added project {} ({})", s.name, s.description)
+                });
+            }
+            ProjectCmd::List => {
+                let list = st.list()?;
+                out(json, &list, |l| {
+                    if l.is_empty() {
+                        println!("no projects yet: add one with `pgsteward project add NAME --uri ...` or run `pgsteward sandbox start`");
+                    }
+                    for p in l {
+                        println!(
+                            "{:<24} {}{}",
+                            p.name,
+                            p.description,
+                            if p.sandbox { "  (sandbox)" } else { "" }
+                        );
+                    }
+                });
+            }
+            ProjectCmd::Show { name } => {
+                let s = st.get(&name)?;
+                out(json, &s, |s| {
+                    println!("name:       {}", s.name);
+                    println!("connection: {}", s.description);
+                    println!(
+                        "sslmode:    {}",
+                        s.sslmode.map(|m| m.as_str()).unwrap_or("(default: prefer)")
+                    );
+                    println!(
+                        "password:   {}",
+                        if s.has_password {
+                            "in the OS keyring"
+                        } else {
+                            "none stored (PGPASSWORD or ~/.pgpass)"
+                        }
+                    );
+                    println!("created:    {}", s.created_at);
+                });
+            }
+            ProjectCmd::Test { name } => {
+                let t = st.test(&name).await?;
+                out(json, &t, |t| {
+                    println!(
+                        "connected to PostgreSQL {} as {} on {} in {:.1} ms{}",
+                        t.server_version,
+                        t.current_user,
+                        t.database,
+                        t.latency_ms,
+                        if t.ssl { " (TLS)" } else { "" }
+                    )
+                });
+            }
+            ProjectCmd::Remove {
+                name,
+                delete_backups,
+                keep_backups,
+            } => {
+                let n = st.backup_list(&name).map(|l| l.len()).unwrap_or(0);
+                if n > 0 && !delete_backups && !keep_backups {
+                    return Err(Error::new(
+                        ErrorCode::ConfirmationRequired,
+                        format!("Project \"{name}\" has {n} backup(s). Say --delete-backups to delete them too, or --keep-backups to keep them (and their key)."),
+                    ));
+                }
+                st.remove(&name, delete_backups)?;
+                out(
+                    json,
+                    &serde_json::json!({"removed": name, "backups_deleted": delete_backups && n > 0}),
+                    |_| {
+                        println!(
+                            "removed project {name}{}",
+                            if delete_backups && n > 0 {
+                                format!(" and its {n} backup(s)")
+                            } else {
+                                String::new()
+                            }
+                        )
+                    },
+                );
+            }
+        },
+        Cmd::Status { name, interval } => {
+            st.dashboard_sample(&name).await?;
+            tokio::time::sleep(std::time::Duration::from_secs(interval.max(1))).await;
+            let s = st.dashboard_sample(&name).await?;
+            let metrics = st.pool_metrics(&name)?;
+            let mut v = serde_json::to_value(&s).expect("serializable");
+            if let Some(o) = v.as_object_mut() {
+                o.remove("tps_chart_svg");
+                o.remove("cache_chart_svg");
+                o.insert(
+                    "pool".into(),
+                    serde_json::to_value(&metrics).expect("serializable"),
+                );
+            }
+            out(json, &v, |_| {
+                println!("server      PostgreSQL {}", s.server_version);
+                println!("uptime      {:.1} h", s.uptime_seconds / 3600.0);
+                println!(
+                    "database    {} ({})",
+                    s.database,
+                    human_bytes(s.database_size_bytes as f64)
+                );
+                let c = &s.connections;
+                println!(
+                    "connections {}/{} (active {}, idle {}, idle in transaction {}, other {})",
+                    c.total, c.max_connections, c.active, c.idle, c.idle_in_transaction, c.other
+                );
+                println!(
+                    "tps         {}",
+                    s.tps
+                        .map(|t| format!("{t:.1}"))
+                        .unwrap_or_else(|| "n/a".into())
+                );
+                println!(
+                    "cache hit   {}",
+                    s.cache_hit_ratio
+                        .map(|c| format!("{:.2} %", c * 100.0))
+                        .unwrap_or_else(|| "n/a (no block reads)".into())
+                );
+                println!(
+                    "pool        circuit {:?}, {} in use, {} idle",
+                    metrics.circuit, metrics.in_use, metrics.idle
+                );
+            });
+        }
+        Cmd::Backup(b) => match b {
+            BackupCmd::Create { name } => {
+                let (sink, bar) = progress(json);
+                let r = st.backup_create(&name, sink, CancelToken::default()).await;
+                if let Some(b) = bar {
+                    b.finish_and_clear();
+                }
+                let s = r?;
+                out(json, &s, |s| {
+                    println!(
+                        "backup {} of {}: {} dumped, {} stored, {:.1} s",
+                        s.id,
+                        s.database,
+                        human_bytes(s.plaintext_bytes as f64),
+                        human_bytes(s.stored_bytes as f64),
+                        s.duration_ms as f64 / 1000.0
+                    )
+                });
+            }
+            BackupCmd::List { name } => {
+                let list = st.backup_list(&name)?;
+                out(json, &list, |l| {
+                    if l.is_empty() {
+                        println!("no backups of {name} yet");
+                    }
+                    for b in l {
+                        println!(
+                            "{}  {}  PostgreSQL {}  {} ({} stored)",
+                            b.id,
+                            b.database,
+                            b.server_version,
+                            human_bytes(b.plaintext_bytes as f64),
+                            human_bytes(b.stored_bytes as f64)
+                        );
+                    }
+                });
+            }
+            BackupCmd::Restore {
+                name,
+                backup_id,
+                new_database,
+                same_database,
+                confirm,
+            } => {
+                let target = if same_database {
+                    RestoreTarget::SameDatabase {
+                        confirm: confirm.unwrap_or_default(),
+                    }
+                } else {
+                    RestoreTarget::NewDatabase {
+                        name: new_database.unwrap_or_default(),
+                    }
+                };
+                let (sink, bar) = progress(json);
+                let r = st
+                    .backup_restore(&name, &backup_id, &target, sink, CancelToken::default())
+                    .await;
+                if let Some(b) = bar {
+                    b.finish_and_clear();
+                }
+                let rep = r?;
+                out(json, &rep, |r| {
+                    println!(
+                        "restored {} into {} ({}, {:.1} s)",
+                        r.backup_id,
+                        r.database,
+                        human_bytes(r.bytes as f64),
+                        r.duration_ms as f64 / 1000.0
+                    )
+                });
+            }
+        },
+        Cmd::Sandbox(s) => match s {
+            SandboxCmd::Start => {
+                let p = sandbox::start(&st).await?;
+                out(json, &p, |p| {
+                    println!("sandbox running: project {} ({})", p.name, p.description)
+                });
+            }
+            SandboxCmd::Stop => {
+                let stopped = sandbox::stop(&st)?;
+                out(json, &serde_json::json!({"stopped": stopped}), |_| {
+                    println!(
+                        "{}",
+                        if stopped {
+                            "sandbox stopped"
+                        } else {
+                            "sandbox was not running"
+                        }
+                    )
+                });
+            }
+        },
+    }
+    Ok(())
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PGSTEWARD_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let json = cli.json;
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    if let Err(e) = rt.block_on(run(cli)) {
+        if json {
+            println!("{}", serde_json::json!({ "error": e }));
+        } else {
+            eprintln!(
+                "error[{}]: {}{}",
+                e.code,
+                e.message,
+                e.sqlstate
+                    .as_ref()
+                    .map(|s| format!(" (SQLSTATE {s})"))
+                    .unwrap_or_default()
+            );
+        }
+        std::process::exit(1);
+    }
+}

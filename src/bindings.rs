@@ -1,0 +1,70 @@
+//! TypeScript forms of the types that cross IPC, generated from the Rust definitions.
+//!
+//! `ui/src/lib/bindings.ts` is produced by [`typescript`]; a test fails when the committed file
+//! differs, and `UPDATE_BINDINGS=1 cargo test -p pgsteward --lib bindings` rewrites it.
+
+use ts_rs::{Config, TS};
+
+use crate::backup::{BackupSummary, RestoreReport, RestoreTarget};
+use crate::conn::spec::{ConnectionInput, SslMode};
+use crate::error::{Error, ErrorCode};
+use crate::jobs::{JobKind, JobProgress, JobStatus};
+use crate::monitor::{ConnectionsByState, DashboardSnapshot};
+use crate::project::{ProjectInput, ProjectSummary};
+use crate::steward::ConnectionTest;
+
+/// Information about the running app, for the UI.
+#[derive(Debug, Clone, serde::Serialize, TS)]
+pub struct AppInfo {
+    pub version: String,
+    pub data_dir: String,
+    /// Start the sandbox without asking when there is no project.
+    pub auto_sandbox: bool,
+}
+
+/// The whole bindings file.
+pub fn typescript() -> String {
+    let cfg = Config::default();
+    let decls = [
+        ErrorCode::decl(&cfg),
+        Error::decl(&cfg),
+        SslMode::decl(&cfg),
+        ConnectionInput::decl(&cfg),
+        ProjectInput::decl(&cfg),
+        ProjectSummary::decl(&cfg),
+        ConnectionTest::decl(&cfg),
+        ConnectionsByState::decl(&cfg),
+        DashboardSnapshot::decl(&cfg),
+        BackupSummary::decl(&cfg),
+        JobKind::decl(&cfg),
+        JobStatus::decl(&cfg),
+        JobProgress::decl(&cfg),
+        RestoreTarget::decl(&cfg),
+        RestoreReport::decl(&cfg),
+        AppInfo::decl(&cfg),
+    ];
+    let mut out = String::from("// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p pgsteward --lib bindings`. Do not edit.\n\n");
+    for d in decls {
+        out.push_str("export ");
+        out.push_str(&d);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bindings_file_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/src/lib/bindings.ts");
+        let want = super::typescript();
+        if std::env::var_os("UPDATE_BINDINGS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "ui/src/lib/bindings.ts is out of date; run `UPDATE_BINDINGS=1 cargo test -p pgsteward --lib bindings`"
+        );
+    }
+}

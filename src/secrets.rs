@@ -1,0 +1,107 @@
+//! Secrets in the OS keyring (Secret Service on Linux): database passwords and each project's
+//! backup key-encryption key. Nothing here ever writes a secret to a file or a log.
+
+use base64::Engine;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// Keyring service name; `PGSTEWARD_KEYRING_SERVICE` lets test builds keep apart from real data.
+pub fn service() -> String {
+    std::env::var("PGSTEWARD_KEYRING_SERVICE").unwrap_or_else(|_| "pgsteward".to_string())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    /// The database password of a project.
+    Password,
+    /// The 256-bit key that wraps the data keys of the project's backups.
+    BackupKey,
+}
+
+impl SecretKind {
+    fn suffix(self) -> &'static str {
+        match self {
+            SecretKind::Password => "password",
+            SecretKind::BackupKey => "backup-key",
+        }
+    }
+}
+
+fn entry(project: &str, kind: SecretKind) -> Result<keyring::Entry> {
+    keyring::Entry::new(&service(), &format!("project/{project}/{}", kind.suffix()))
+        .map_err(map_err)
+}
+
+fn map_err(e: keyring::Error) -> Error {
+    match e {
+        keyring::Error::NoEntry => Error::new(ErrorCode::SecretMissing, "The secret is not in the keyring."),
+        keyring::Error::NoStorageAccess(inner) | keyring::Error::PlatformFailure(inner) => Error::new(
+            ErrorCode::KeyringUnavailable,
+            format!(
+                "The OS keyring is not available ({inner}). pgsteward keeps passwords and backup keys only there. \
+                 Start and unlock a Secret Service provider (GNOME Keyring or KWallet) in your desktop session; \
+                 on a server run inside `dbus-run-session` and unlock it with `gnome-keyring-daemon --unlock`."
+            ),
+        ),
+        other => Error::new(ErrorCode::KeyringUnavailable, format!("Keyring error: {other}")),
+    }
+}
+
+pub fn set(project: &str, kind: SecretKind, value: &str) -> Result<()> {
+    entry(project, kind)?.set_password(value).map_err(map_err)
+}
+
+/// The secret, or `None` when there is none.
+pub fn get(project: &str, kind: SecretKind) -> Result<Option<Zeroizing<String>>> {
+    match entry(project, kind)?.get_password() {
+        Ok(v) => Ok(Some(Zeroizing::new(v))),
+        Err(keyring::Error::NoEntry) => Ok(None),
+        Err(e) => Err(map_err(e)),
+    }
+}
+
+pub fn delete(project: &str, kind: SecretKind) -> Result<()> {
+    match entry(project, kind)?.delete_credential() {
+        Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+        Err(e) => Err(map_err(e)),
+    }
+}
+
+/// Check the keyring answers at all, with a clear error when it does not.
+pub fn probe() -> Result<()> {
+    get("__probe__", SecretKind::Password).map(|_| ())
+}
+
+/// The project's backup key, created on first use.
+pub fn backup_key(project: &str) -> Result<Zeroizing<[u8; 32]>> {
+    if let Some(text) = get(project, SecretKind::BackupKey)? {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(|_| {
+                Error::new(
+                    ErrorCode::WrongKey,
+                    "The backup key in the keyring is not valid base64.",
+                )
+            })?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| {
+            Error::new(
+                ErrorCode::WrongKey,
+                "The backup key in the keyring is not 256 bits long.",
+            )
+        })?;
+        return Ok(Zeroizing::new(key));
+    }
+    let mut key = Zeroizing::new([0u8; 32]);
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, key.as_mut());
+    let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.as_ref()));
+    set(project, SecretKind::BackupKey, &text)?;
+    // Read it back: a keyring that silently drops writes must not yield unreadable backups.
+    match get(project, SecretKind::BackupKey)? {
+        Some(t) if *t == *text => Ok(key),
+        _ => Err(Error::new(
+            ErrorCode::KeyringUnavailable,
+            "The keyring accepted the new backup key but did not return it; refusing to back up with a key that could be lost.",
+        )),
+    }
+}

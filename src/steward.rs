@@ -1,0 +1,548 @@
+//! The core's front door: one value the GUI shell and the CLI both drive.
+//!
+//! It owns the project store, one pool per project (rebuilt when settings change), the recent
+//! samples of each project, and the flows that cross modules (test a connection, take or restore
+//! a backup). Everything here is plain async Rust with no UI dependency.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+use sqlx::{Connection, Row};
+use ts_rs::TS;
+use zeroize::Zeroizing;
+
+use crate::backup::logical::{self, BackupPlan, ToolInvocation};
+use crate::backup::{repo, BackupSummary, LocalStorage, RestoreReport, RestoreTarget, Storage};
+use crate::conn::session::{self, connect_options, libpq_conninfo, pick_password};
+use crate::conn::spec::{ConnSpec, ProcessEnv, Resolved};
+use crate::conn::{Pool, PoolConfig, PoolMetrics, SessionLimits};
+use crate::error::{Error, ErrorCode, Result};
+use crate::ident::{check_database_name, quote_ident};
+use crate::jobs::{CancelToken, JobKind, JobStatus, ProgressSink, Reporter};
+use crate::monitor::{dashboard, DashboardSnapshot, SampleRing};
+use crate::pgbin;
+use crate::project::{Project, ProjectInput, ProjectStore, ProjectSummary};
+use crate::secrets::{self, SecretKind};
+use crate::sql;
+
+/// Result of testing a connection.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ConnectionTest {
+    pub server_version: String,
+    pub server_version_num: i32,
+    pub current_user: String,
+    pub database: String,
+    pub latency_ms: f64,
+    pub ssl: bool,
+}
+
+/// Seconds between dashboard samples while the page is visible.
+pub const DASHBOARD_INTERVAL_SECONDS: u32 = 3;
+
+pub struct Steward {
+    store: ProjectStore,
+    pools: Mutex<HashMap<String, (ConnSpec, Option<Zeroizing<String>>, Pool)>>,
+    rings: Mutex<HashMap<String, SampleRing>>,
+    pool_config: PoolConfig,
+    limits: SessionLimits,
+}
+
+impl Steward {
+    pub fn open(root: impl Into<PathBuf>) -> Result<Arc<Self>> {
+        Ok(Arc::new(Steward {
+            store: ProjectStore::open(root)?,
+            pools: Mutex::new(HashMap::new()),
+            rings: Mutex::new(HashMap::new()),
+            pool_config: PoolConfig::from_env(),
+            limits: SessionLimits::from_env(),
+        }))
+    }
+
+    pub fn open_default() -> Result<Arc<Self>> {
+        Self::open(crate::project::data_dir())
+    }
+
+    pub fn with_pool_config(self: Arc<Self>, cfg: PoolConfig) -> Arc<Self> {
+        let mut s = Arc::try_unwrap(self).unwrap_or_else(|_| panic!("configure before sharing"));
+        s.pool_config = cfg;
+        Arc::new(s)
+    }
+
+    pub fn store(&self) -> &ProjectStore {
+        &self.store
+    }
+
+    fn summary(&self, p: &Project) -> ProjectSummary {
+        let has_pw = secrets::get(&p.name, SecretKind::Password)
+            .map(|s| s.is_some())
+            .unwrap_or(false);
+        p.summary(has_pw)
+    }
+
+    pub fn list(&self) -> Result<Vec<ProjectSummary>> {
+        Ok(self.store.list()?.iter().map(|p| self.summary(p)).collect())
+    }
+
+    pub fn get(&self, name: &str) -> Result<ProjectSummary> {
+        Ok(self.summary(&self.store.get(name)?))
+    }
+
+    /// Add a project. A password given in the input or inside the URI goes to the keyring.
+    pub fn create(&self, input: &ProjectInput) -> Result<ProjectSummary> {
+        self.create_with(input, false)
+    }
+
+    pub(crate) fn create_with(
+        &self,
+        input: &ProjectInput,
+        sandbox: bool,
+    ) -> Result<ProjectSummary> {
+        crate::project::validate_name(&input.name)?;
+        let (spec, pw_in_conn) = ConnSpec::from_input(&input.connection)?;
+        spec.resolve(&ProcessEnv)?; // refuse what cannot be resolved now (unknown service...)
+        let password = input
+            .password
+            .clone()
+            .filter(|p| !p.is_empty())
+            .or(pw_in_conn);
+        if self.store.get(&input.name).is_ok() {
+            return Err(Error::new(
+                ErrorCode::ProjectExists,
+                format!("A project named \"{}\" already exists.", input.name),
+            ));
+        }
+        if let Some(pw) = &password {
+            secrets::set(&input.name, SecretKind::Password, pw)?;
+        }
+        let project = Project {
+            name: input.name.clone(),
+            conn: spec,
+            created_at: chrono::Utc::now(),
+            pg_bin_dir: None,
+            sandbox,
+        };
+        if let Err(e) = self.store.insert(project.clone()) {
+            if password.is_some() {
+                let _ = secrets::delete(&input.name, SecretKind::Password);
+            }
+            return Err(e);
+        }
+        Ok(self.summary(&project))
+    }
+
+    /// Change a project's name or connection. `password: None` keeps the stored password.
+    pub fn update(&self, name: &str, input: &ProjectInput) -> Result<ProjectSummary> {
+        let old = self.store.get(name)?;
+        let (spec, pw_in_conn) = ConnSpec::from_input(&input.connection)?;
+        spec.resolve(&ProcessEnv)?;
+        let new_password = input
+            .password
+            .clone()
+            .filter(|p| !p.is_empty())
+            .or(pw_in_conn);
+        let renamed = input.name != name;
+        if renamed && !self.backup_ids(name)?.is_empty() {
+            return Err(Error::invalid_input(
+                "This project has backups; renaming it would separate them from their key. Keep the name.",
+            ));
+        }
+        let project = Project {
+            name: input.name.clone(),
+            conn: spec,
+            created_at: old.created_at,
+            pg_bin_dir: old.pg_bin_dir.clone(),
+            sandbox: old.sandbox,
+        };
+        self.store.replace(name, project.clone())?;
+        if renamed {
+            if let Some(pw) = secrets::get(name, SecretKind::Password)? {
+                secrets::set(&input.name, SecretKind::Password, &pw)?;
+            }
+            secrets::delete(name, SecretKind::Password)?;
+        }
+        if let Some(pw) = &new_password {
+            secrets::set(&input.name, SecretKind::Password, pw)?;
+        }
+        self.forget(name);
+        Ok(self.summary(&project))
+    }
+
+    fn forget(&self, name: &str) {
+        self.pools.lock().unwrap().remove(name);
+        self.rings.lock().unwrap().remove(name);
+    }
+
+    fn backup_ids(&self, name: &str) -> Result<Vec<String>> {
+        self.storage(name)?.list()
+    }
+
+    /// Remove a project and its password. Its backups and backup key are deleted only when
+    /// `delete_backups` is set; otherwise both are kept so the backups stay restorable.
+    pub fn remove(&self, name: &str, delete_backups: bool) -> Result<()> {
+        self.store.get(name)?;
+        let dir = self.store.project_dir(name)?;
+        secrets::delete(name, SecretKind::Password)?;
+        if delete_backups {
+            secrets::delete(name, SecretKind::BackupKey)?;
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| Error::io("deleting the project's backups", e))?;
+            }
+        }
+        self.store.remove(name)?;
+        self.forget(name);
+        Ok(())
+    }
+
+    /// Resolved settings and password of a project.
+    fn credentials(&self, project: &Project) -> Result<(Resolved, Option<Zeroizing<String>>)> {
+        let r = project.conn.resolve(&ProcessEnv)?;
+        let stored = secrets::get(&project.name, SecretKind::Password)?;
+        let pw = pick_password(stored.as_deref().map(|s| s.as_str()), &r, &ProcessEnv)
+            .map(Zeroizing::new);
+        Ok((r, pw))
+    }
+
+    /// The pool of a project, created on first use.
+    pub fn pool(&self, name: &str) -> Result<Pool> {
+        let project = self.store.get(name)?;
+        let (r, pw) = self.credentials(&project)?;
+        let mut pools = self.pools.lock().unwrap();
+        if let Some((spec, old_pw, pool)) = pools.get(name) {
+            if *spec == project.conn && old_pw.as_deref() == pw.as_deref() {
+                return Ok(pool.clone());
+            }
+        }
+        let pool = Pool::new(
+            connect_options(&r, pw.as_deref().map(|s| s.as_str()), self.limits),
+            self.pool_config.clone(),
+        );
+        pools.insert(name.to_string(), (project.conn.clone(), pw, pool.clone()));
+        Ok(pool)
+    }
+
+    pub fn pool_metrics(&self, name: &str) -> Result<PoolMetrics> {
+        Ok(self.pool(name)?.metrics())
+    }
+
+    pub async fn test(&self, name: &str) -> Result<ConnectionTest> {
+        let pool = self.pool(name)?;
+        let started = Instant::now();
+        let mut conn = pool.acquire().await?;
+        probe(&mut conn, started).await
+    }
+
+    /// Test settings before saving them; uses a one-off connection, not a pool.
+    pub async fn test_input(&self, input: &ProjectInput) -> Result<ConnectionTest> {
+        let (spec, pw_in_conn) = ConnSpec::from_input(&input.connection)?;
+        let r = spec.resolve(&ProcessEnv)?;
+        let typed = input
+            .password
+            .clone()
+            .filter(|p| !p.is_empty())
+            .or(pw_in_conn);
+        let stored = if typed.is_none() {
+            secrets::get(&input.name, SecretKind::Password)
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let explicit = typed.map(Zeroizing::new).or(stored);
+        let pw = pick_password(explicit.as_deref().map(|s| s.as_str()), &r, &ProcessEnv)
+            .map(Zeroizing::new);
+        let started = Instant::now();
+        let mut conn = sqlx::PgConnection::connect_with(&connect_options(
+            &r,
+            pw.as_deref().map(|s| s.as_str()),
+            self.limits,
+        ))
+        .await?;
+        let res = probe(&mut conn, started).await;
+        let _ = conn.close().await;
+        res
+    }
+
+    /// Take a sample now and return what the dashboard shows.
+    pub async fn dashboard_sample(&self, name: &str) -> Result<DashboardSnapshot> {
+        let pool = self.pool(name)?;
+        let mut conn = pool.acquire().await?;
+        let sample = dashboard::read_sample(&mut conn)
+            .await
+            .inspect_err(|_| conn.discard())?;
+        drop(conn);
+        let mut rings = self.rings.lock().unwrap();
+        let ring = rings.entry(name.to_string()).or_default();
+        ring.push(sample);
+        Ok(ring
+            .snapshot(name, DASHBOARD_INTERVAL_SECONDS)
+            .expect("a sample was just pushed"))
+    }
+
+    fn storage(&self, name: &str) -> Result<LocalStorage> {
+        Ok(LocalStorage::new(
+            self.store.project_dir(name)?.join("backups"),
+        ))
+    }
+
+    pub fn backup_list(&self, name: &str) -> Result<Vec<BackupSummary>> {
+        self.store.get(name)?;
+        let storage = self.storage(name)?;
+        if storage.list()?.is_empty() {
+            return Ok(vec![]);
+        }
+        let kek = secrets::backup_key(name)?;
+        let (ok, bad) = repo::list(&storage, &kek)?;
+        for (id, e) in bad {
+            tracing::warn!(backup = %id, error = %e, "backup manifest is not usable");
+        }
+        Ok(ok.iter().map(|m| m.summary()).collect())
+    }
+
+    fn client_tool(
+        &self,
+        project: &Project,
+        program: &str,
+        major: u32,
+    ) -> Result<std::path::PathBuf> {
+        pgbin::find(
+            program,
+            major,
+            project.pg_bin_dir.as_deref().map(std::path::Path::new),
+        )
+    }
+
+    async fn server_version(&self, pool: &Pool) -> Result<(String, i32, String)> {
+        let mut conn = pool.acquire().await?;
+        let row = sqlx::query(sql!(
+            "SELECT current_setting('server_version') AS v, current_setting('server_version_num')::int AS n, current_database() AS db"
+        ))
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok((row.get("v"), row.get("n"), row.get("db")))
+    }
+
+    /// Take a logical backup of the project's database.
+    pub async fn backup_create(
+        &self,
+        name: &str,
+        sink: ProgressSink,
+        cancel: CancelToken,
+    ) -> Result<BackupSummary> {
+        let project = self.store.get(name)?;
+        let mut rep = Reporter::new(JobKind::Backup, name, sink);
+        let result = async {
+            // The key is checked before any byte is written.
+            let kek = secrets::backup_key(name)?;
+            let pool = self.pool(name)?;
+            let (version, num, db) = self.server_version(&pool).await?;
+            let pg_dump = self.client_tool(&project, "pg_dump", (num / 10000) as u32)?;
+            let (r, pw) = self.credentials(&project)?;
+            let storage = self.storage(name)?;
+            let name = name.to_string();
+            let conninfo = libpq_conninfo(&r, &db, self.limits.lock_timeout);
+            tokio::task::spawn_blocking(move || {
+                let plan = BackupPlan {
+                    storage: &storage,
+                    kek: &kek,
+                    repository: name.clone(),
+                    project: name.clone(),
+                    database: db,
+                    server_version: version,
+                    server_version_num: num,
+                    dump: ToolInvocation {
+                        program: pg_dump,
+                        conninfo,
+                        password: pw,
+                    },
+                };
+                let m = logical::create(plan, &mut rep, &cancel);
+                (m, rep)
+            })
+            .await
+            .map_err(|e| Error::internal(format!("backup task: {e}")))
+        }
+        .await;
+        match result {
+            Ok((Ok(m), mut rep)) => {
+                rep.finish(
+                    JobStatus::Succeeded,
+                    Some(format!("backup {} written", m.backup_id)),
+                );
+                Ok(m.summary())
+            }
+            Ok((Err(e), mut rep)) => {
+                let status = if e.code == ErrorCode::Cancelled {
+                    JobStatus::Cancelled
+                } else {
+                    JobStatus::Failed
+                };
+                rep.finish(status, Some(e.message.clone()));
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Restore a backup into a new database or, after confirmation, into the same one.
+    pub async fn backup_restore(
+        &self,
+        name: &str,
+        backup_id: &str,
+        target: &RestoreTarget,
+        sink: ProgressSink,
+        cancel: CancelToken,
+    ) -> Result<RestoreReport> {
+        let project = self.store.get(name)?;
+        let storage = self.storage(name)?;
+        let kek = secrets::backup_key(name)?;
+        let manifest_bytes = storage
+            .get(&format!("{backup_id}/{}", repo::MANIFEST))
+            .ok()
+            .flatten()
+            .filter(|_| !backup_id.contains('/') && !backup_id.is_empty())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::BackupNotFound,
+                    format!("Project \"{name}\" has no backup {backup_id}."),
+                )
+            })?;
+        let manifest = repo::Manifest::decode(&manifest_bytes, &kek, backup_id)?;
+        let pool = self.pool(name)?;
+        let (_, num, current_db) = self.server_version(&pool).await?;
+        let (target_db, clean) = match target {
+            RestoreTarget::NewDatabase { name } => {
+                check_database_name(name)?;
+                let exists: Option<i32> =
+                    sqlx::query_scalar(sql!("SELECT 1 FROM pg_database WHERE datname = $1"))
+                        .bind(name)
+                        .fetch_optional(&mut *pool.acquire().await?)
+                        .await?;
+                if exists.is_some() {
+                    return Err(Error::invalid_input(format!(
+                        "A database named \"{name}\" already exists; choose a new name, or restore into the same database."
+                    )));
+                }
+                (name.clone(), false)
+            }
+            RestoreTarget::SameDatabase { confirm } => {
+                if *confirm != manifest.database {
+                    return Err(Error::new(
+                        ErrorCode::ConfirmationRequired,
+                        format!(
+                            "Restoring into \"{}\" replaces its contents. Type the database name exactly to confirm.",
+                            manifest.database
+                        ),
+                    ));
+                }
+                (manifest.database.clone(), true)
+            }
+        };
+        let pg_restore = self.client_tool(&project, "pg_restore", (num / 10000) as u32)?;
+        let (r, pw) = self.credentials(&project)?;
+        let mut rep = Reporter::new(JobKind::Restore, name, sink);
+
+        // 1. Authenticate every byte before anything touches the server.
+        let verify = {
+            let storage = self.storage(name)?;
+            let kek = kek.clone();
+            let manifest = manifest.clone();
+            tokio::task::spawn_blocking(move || {
+                let r = logical::verify(&storage, &kek, &manifest, &mut rep);
+                (r, rep)
+            })
+            .await
+            .map_err(|e| Error::internal(format!("verify task: {e}")))?
+        };
+        let (verified, mut rep) = verify;
+        if let Err(e) = verified {
+            rep.finish(JobStatus::Failed, Some(e.message.clone()));
+            return Err(e);
+        }
+
+        // 2. Create the new database if asked; drop it again if the restore fails.
+        let created = if !clean {
+            let stmt = format!(
+                "{} CREATE DATABASE {} TEMPLATE template0",
+                session::MARK,
+                quote_ident(&target_db)?
+            );
+            sqlx::query(&stmt)
+                .execute(&mut *pool.acquire().await?)
+                .await?;
+            true
+        } else {
+            false
+        };
+        let conninfo = libpq_conninfo(&r, &target_db, self.limits.lock_timeout);
+        let started = Instant::now();
+        let job = tokio::task::spawn_blocking(move || {
+            let tool = ToolInvocation {
+                program: pg_restore,
+                conninfo,
+                password: pw,
+            };
+            let res = logical::restore(&storage, &kek, &manifest, &tool, clean, &mut rep, &cancel);
+            (res, rep)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("restore task: {e}")))?;
+        let (res, mut rep) = job;
+        match res {
+            Ok(bytes) => {
+                rep.finish(
+                    JobStatus::Succeeded,
+                    Some(format!("restored into {target_db}")),
+                );
+                Ok(RestoreReport {
+                    backup_id: backup_id.to_string(),
+                    database: target_db,
+                    bytes,
+                    duration_ms: started.elapsed().as_millis() as u64,
+                })
+            }
+            Err(e) => {
+                if created && target_db != current_db {
+                    let stmt = format!(
+                        "{} DROP DATABASE IF EXISTS {}",
+                        session::MARK,
+                        quote_ident(&target_db)?
+                    );
+                    if let Ok(mut c) = pool.acquire().await {
+                        let _ = sqlx::query(&stmt).execute(&mut *c).await;
+                    }
+                }
+                let status = if e.code == ErrorCode::Cancelled {
+                    JobStatus::Cancelled
+                } else {
+                    JobStatus::Failed
+                };
+                rep.finish(status, Some(e.message.clone()));
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn probe(conn: &mut sqlx::PgConnection, started: Instant) -> Result<ConnectionTest> {
+    let row = sqlx::query(sql!(
+        "SELECT current_setting('server_version') AS v,
+                current_setting('server_version_num')::int AS n,
+                current_user::text AS u,
+                current_database()::text AS d,
+                coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false) AS ssl"
+    ))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(ConnectionTest {
+        server_version: row.get("v"),
+        server_version_num: row.get("n"),
+        current_user: row.get("u"),
+        database: row.get("d"),
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        ssl: row.get("ssl"),
+    })
+}
