@@ -125,6 +125,28 @@ impl ProjectStore {
         &self.root
     }
 
+    /// Random id of this data folder, made on first use; scopes its keyring entries.
+    pub fn instance_id(&self) -> Result<String> {
+        let path = self.root.join("instance-id");
+        match fs::read_to_string(&path) {
+            Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+            _ => {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                let tmp = self.root.join("instance-id.tmp");
+                fs::write(&tmp, &id).map_err(|e| Error::io("writing the instance id", e))?;
+                // Another process may have raced us: keep whichever landed first.
+                if fs::hard_link(&tmp, &path).is_err() {
+                    let _ = fs::remove_file(&tmp);
+                    return fs::read_to_string(&path)
+                        .map(|s| s.trim().to_string())
+                        .map_err(|e| Error::io("reading the instance id", e));
+                }
+                let _ = fs::remove_file(&tmp);
+                Ok(id)
+            }
+        }
+    }
+
     fn file(&self) -> PathBuf {
         self.root.join("projects.json")
     }

@@ -12,7 +12,7 @@ use crate::conn::spec::ConnectionInput;
 use crate::conn::Pool;
 use crate::error::{Error, ErrorCode, Result};
 use crate::project::{ProjectInput, ProjectSummary};
-use crate::secrets::{self, SecretKind};
+use crate::secrets::SecretKind;
 use crate::steward::Steward;
 
 pub const PROJECT: &str = "sandbox";
@@ -110,7 +110,7 @@ fn start_blocking(st: &Steward) -> Result<ProjectSummary> {
             c.start()?;
             c.psql("postgres", &format!("CREATE DATABASE {DATABASE}"))?;
             c.psql(DATABASE, SCHEMA)?;
-            secrets::set(PROJECT, SecretKind::Password, &password)?;
+            st.secrets().set(PROJECT, SecretKind::Password, &password)?;
             (c, true)
         }
     };

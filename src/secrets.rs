@@ -28,13 +28,31 @@ impl SecretKind {
     }
 }
 
-fn entry(project: &str, kind: SecretKind) -> Result<keyring::Entry> {
-    keyring::Entry::new(&service(), &format!("project/{project}/{}", kind.suffix()))
-        .map_err(map_err)
+/// Secrets of one data folder. Entries are named `<scope>/project/<name>/<kind>`, where the scope
+/// is the data folder's instance id, so two data folders (a test profile and the real one) never
+/// see each other's secrets even for projects of the same name.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    scope: String,
 }
 
-fn map_err(e: keyring::Error) -> Error {
-    match e {
+impl Secrets {
+    pub fn new(scope: impl Into<String>) -> Self {
+        Secrets {
+            scope: scope.into(),
+        }
+    }
+
+    fn entry(&self, project: &str, kind: SecretKind) -> Result<keyring::Entry> {
+        keyring::Entry::new(
+            &service(),
+            &format!("{}/project/{project}/{}", self.scope, kind.suffix()),
+        )
+        .map_err(Self::map_err)
+    }
+
+    fn map_err(e: keyring::Error) -> Error {
+        match e {
         keyring::Error::NoEntry => Error::new(ErrorCode::SecretMissing, "The secret is not in the keyring."),
         keyring::Error::NoStorageAccess(inner) | keyring::Error::PlatformFailure(inner) => Error::new(
             ErrorCode::KeyringUnavailable,
@@ -46,62 +64,65 @@ fn map_err(e: keyring::Error) -> Error {
         ),
         other => Error::new(ErrorCode::KeyringUnavailable, format!("Keyring error: {other}")),
     }
-}
-
-pub fn set(project: &str, kind: SecretKind, value: &str) -> Result<()> {
-    entry(project, kind)?.set_password(value).map_err(map_err)
-}
-
-/// The secret, or `None` when there is none.
-pub fn get(project: &str, kind: SecretKind) -> Result<Option<Zeroizing<String>>> {
-    match entry(project, kind)?.get_password() {
-        Ok(v) => Ok(Some(Zeroizing::new(v))),
-        Err(keyring::Error::NoEntry) => Ok(None),
-        Err(e) => Err(map_err(e)),
     }
-}
 
-pub fn delete(project: &str, kind: SecretKind) -> Result<()> {
-    match entry(project, kind)?.delete_credential() {
-        Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
-        Err(e) => Err(map_err(e)),
+    pub fn set(&self, project: &str, kind: SecretKind, value: &str) -> Result<()> {
+        self.entry(project, kind)?
+            .set_password(value)
+            .map_err(Self::map_err)
     }
-}
 
-/// Check the keyring answers at all, with a clear error when it does not.
-pub fn probe() -> Result<()> {
-    get("__probe__", SecretKind::Password).map(|_| ())
-}
+    /// The secret, or `None` when there is none.
+    pub fn get(&self, project: &str, kind: SecretKind) -> Result<Option<Zeroizing<String>>> {
+        match self.entry(project, kind)?.get_password() {
+            Ok(v) => Ok(Some(Zeroizing::new(v))),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(e) => Err(Self::map_err(e)),
+        }
+    }
 
-/// The project's backup key, created on first use.
-pub fn backup_key(project: &str) -> Result<Zeroizing<[u8; 32]>> {
-    if let Some(text) = get(project, SecretKind::BackupKey)? {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text.as_bytes())
-            .map_err(|_| {
+    pub fn delete(&self, project: &str, kind: SecretKind) -> Result<()> {
+        match self.entry(project, kind)?.delete_credential() {
+            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+            Err(e) => Err(Self::map_err(e)),
+        }
+    }
+
+    /// Check the keyring answers at all, with a clear error when it does not.
+    pub fn probe(&self) -> Result<()> {
+        self.get("__probe__", SecretKind::Password).map(|_| ())
+    }
+
+    /// The project's backup key, created on first use.
+    pub fn backup_key(&self, project: &str) -> Result<Zeroizing<[u8; 32]>> {
+        if let Some(text) = self.get(project, SecretKind::BackupKey)? {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.as_bytes())
+                .map_err(|_| {
+                    Error::new(
+                        ErrorCode::WrongKey,
+                        "The backup key in the keyring is not valid base64.",
+                    )
+                })?;
+            let key: [u8; 32] = bytes.try_into().map_err(|_| {
                 Error::new(
                     ErrorCode::WrongKey,
-                    "The backup key in the keyring is not valid base64.",
+                    "The backup key in the keyring is not 256 bits long.",
                 )
             })?;
-        let key: [u8; 32] = bytes.try_into().map_err(|_| {
-            Error::new(
-                ErrorCode::WrongKey,
-                "The backup key in the keyring is not 256 bits long.",
-            )
-        })?;
-        return Ok(Zeroizing::new(key));
-    }
-    let mut key = Zeroizing::new([0u8; 32]);
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, key.as_mut());
-    let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.as_ref()));
-    set(project, SecretKind::BackupKey, &text)?;
-    // Read it back: a keyring that silently drops writes must not yield unreadable backups.
-    match get(project, SecretKind::BackupKey)? {
+            return Ok(Zeroizing::new(key));
+        }
+        let mut key = Zeroizing::new([0u8; 32]);
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, key.as_mut());
+        let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.as_ref()));
+        self.set(project, SecretKind::BackupKey, &text)?;
+        // Read it back: a keyring that silently drops writes must not yield unreadable backups.
+        match self.get(project, SecretKind::BackupKey)? {
         Some(t) if *t == *text => Ok(key),
         _ => Err(Error::new(
             ErrorCode::KeyringUnavailable,
             "The keyring accepted the new backup key but did not return it; refusing to back up with a key that could be lost.",
         )),
+    }
     }
 }

@@ -25,7 +25,7 @@ use crate::jobs::{CancelToken, JobKind, JobStatus, ProgressSink, Reporter};
 use crate::monitor::{dashboard, DashboardSnapshot, SampleRing};
 use crate::pgbin;
 use crate::project::{Project, ProjectInput, ProjectStore, ProjectSummary};
-use crate::secrets::{self, SecretKind};
+use crate::secrets::{SecretKind, Secrets};
 use crate::sql;
 
 /// Result of testing a connection.
@@ -44,6 +44,7 @@ pub const DASHBOARD_INTERVAL_SECONDS: u32 = 3;
 
 pub struct Steward {
     store: ProjectStore,
+    secrets: Secrets,
     pools: Mutex<HashMap<String, (ConnSpec, Option<Zeroizing<String>>, Pool)>>,
     rings: Mutex<HashMap<String, SampleRing>>,
     pool_config: PoolConfig,
@@ -52,8 +53,11 @@ pub struct Steward {
 
 impl Steward {
     pub fn open(root: impl Into<PathBuf>) -> Result<Arc<Self>> {
+        let store = ProjectStore::open(root)?;
+        let secrets = Secrets::new(store.instance_id()?);
         Ok(Arc::new(Steward {
-            store: ProjectStore::open(root)?,
+            store,
+            secrets,
             pools: Mutex::new(HashMap::new()),
             rings: Mutex::new(HashMap::new()),
             pool_config: PoolConfig::from_env(),
@@ -75,8 +79,15 @@ impl Steward {
         &self.store
     }
 
+    /// The keyring entries of this data folder.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
     fn summary(&self, p: &Project) -> ProjectSummary {
-        let has_pw = secrets::get(&p.name, SecretKind::Password)
+        let has_pw = self
+            .secrets
+            .get(&p.name, SecretKind::Password)
             .map(|s| s.is_some())
             .unwrap_or(false);
         p.summary(has_pw)
@@ -115,7 +126,7 @@ impl Steward {
             ));
         }
         if let Some(pw) = &password {
-            secrets::set(&input.name, SecretKind::Password, pw)?;
+            self.secrets.set(&input.name, SecretKind::Password, pw)?;
         }
         let project = Project {
             name: input.name.clone(),
@@ -126,7 +137,7 @@ impl Steward {
         };
         if let Err(e) = self.store.insert(project.clone()) {
             if password.is_some() {
-                let _ = secrets::delete(&input.name, SecretKind::Password);
+                let _ = self.secrets.delete(&input.name, SecretKind::Password);
             }
             return Err(e);
         }
@@ -158,13 +169,13 @@ impl Steward {
         };
         self.store.replace(name, project.clone())?;
         if renamed {
-            if let Some(pw) = secrets::get(name, SecretKind::Password)? {
-                secrets::set(&input.name, SecretKind::Password, &pw)?;
+            if let Some(pw) = self.secrets.get(name, SecretKind::Password)? {
+                self.secrets.set(&input.name, SecretKind::Password, &pw)?;
             }
-            secrets::delete(name, SecretKind::Password)?;
+            self.secrets.delete(name, SecretKind::Password)?;
         }
         if let Some(pw) = &new_password {
-            secrets::set(&input.name, SecretKind::Password, pw)?;
+            self.secrets.set(&input.name, SecretKind::Password, pw)?;
         }
         self.forget(name);
         Ok(self.summary(&project))
@@ -184,9 +195,9 @@ impl Steward {
     pub fn remove(&self, name: &str, delete_backups: bool) -> Result<()> {
         self.store.get(name)?;
         let dir = self.store.project_dir(name)?;
-        secrets::delete(name, SecretKind::Password)?;
+        self.secrets.delete(name, SecretKind::Password)?;
         if delete_backups {
-            secrets::delete(name, SecretKind::BackupKey)?;
+            self.secrets.delete(name, SecretKind::BackupKey)?;
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)
                     .map_err(|e| Error::io("deleting the project's backups", e))?;
@@ -200,7 +211,7 @@ impl Steward {
     /// Resolved settings and password of a project.
     fn credentials(&self, project: &Project) -> Result<(Resolved, Option<Zeroizing<String>>)> {
         let r = project.conn.resolve(&ProcessEnv)?;
-        let stored = secrets::get(&project.name, SecretKind::Password)?;
+        let stored = self.secrets.get(&project.name, SecretKind::Password)?;
         let pw = pick_password(stored.as_deref().map(|s| s.as_str()), &r, &ProcessEnv)
             .map(Zeroizing::new);
         Ok((r, pw))
@@ -245,7 +256,8 @@ impl Steward {
             .filter(|p| !p.is_empty())
             .or(pw_in_conn);
         let stored = if typed.is_none() {
-            secrets::get(&input.name, SecretKind::Password)
+            self.secrets
+                .get(&input.name, SecretKind::Password)
                 .ok()
                 .flatten()
         } else {
@@ -294,7 +306,7 @@ impl Steward {
         if storage.list()?.is_empty() {
             return Ok(vec![]);
         }
-        let kek = secrets::backup_key(name)?;
+        let kek = self.secrets.backup_key(name)?;
         let (ok, bad) = repo::list(&storage, &kek)?;
         for (id, e) in bad {
             tracing::warn!(backup = %id, error = %e, "backup manifest is not usable");
@@ -336,7 +348,7 @@ impl Steward {
         let mut rep = Reporter::new(JobKind::Backup, name, sink);
         let result = async {
             // The key is checked before any byte is written.
-            let kek = secrets::backup_key(name)?;
+            let kek = self.secrets.backup_key(name)?;
             let pool = self.pool(name)?;
             let (version, num, db) = self.server_version(&pool).await?;
             let pg_dump = self.client_tool(&project, "pg_dump", (num / 10000) as u32)?;
@@ -398,7 +410,7 @@ impl Steward {
     ) -> Result<RestoreReport> {
         let project = self.store.get(name)?;
         let storage = self.storage(name)?;
-        let kek = secrets::backup_key(name)?;
+        let kek = self.secrets.backup_key(name)?;
         let manifest_bytes = storage
             .get(&format!("{backup_id}/{}", repo::MANIFEST))
             .ok()

@@ -1,0 +1,134 @@
+//! Fixtures: throwaway servers, isolated pgsteward homes, and helpers that read like the scenario.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pgsteward::cluster::{Cluster, ClusterOptions};
+use pgsteward::conn::spec::ConnectionInput;
+use pgsteward::jobs::{JobProgress, ProgressSink};
+use pgsteward::project::ProjectInput;
+use pgsteward::Steward;
+use tempfile::TempDir;
+
+/// Define one test per supported PostgreSQL version from an `async fn(u32)`.
+#[macro_export]
+macro_rules! on_each_version {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn pg15() {
+                super::$name(15).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn pg18() {
+                super::$name(18).await
+            }
+        }
+    };
+}
+
+/// A running throwaway server; stopped and deleted on drop.
+pub struct Pg {
+    pub cluster: Cluster,
+    pub password: String,
+    _dir: TempDir,
+}
+
+impl Pg {
+    pub fn start(major: u32) -> Pg {
+        Pg::start_with(major, ClusterOptions::default(), |_| {})
+    }
+
+    /// Start with options; `prepare` runs on the data folder before the server starts.
+    pub fn start_with(major: u32, mut opts: ClusterOptions, prepare: impl FnOnce(&Path)) -> Pg {
+        let (_, bin) = Cluster::find_binaries(Some(major)).unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL {major} is required for this test: {}",
+                e.message
+            )
+        });
+        let dir = tempfile::Builder::new()
+            .prefix("pgsw-test")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
+        opts.password = password.clone();
+        let cluster = Cluster::init(dir.path(), &bin, major, &opts).unwrap();
+        prepare(&cluster.data_dir);
+        cluster.start().unwrap();
+        Pg {
+            cluster,
+            password,
+            _dir: dir,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.cluster.port
+    }
+
+    pub fn uri(&self, db: &str) -> String {
+        self.cluster.uri("postgres", &self.password, db)
+    }
+
+    /// Run setup SQL as the superuser over the socket.
+    pub fn sql(&self, db: &str, sql: &str) -> String {
+        self.cluster.psql(db, sql).unwrap()
+    }
+}
+
+/// An isolated pgsteward data folder and the core opened on it.
+pub struct Home {
+    pub dir: TempDir,
+    pub st: Arc<Steward>,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Steward::open(dir.path()).unwrap();
+        Home { dir, st }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// Add a project by URI (the password inside goes to the keyring).
+    pub fn add_uri(&self, name: &str, uri: &str) {
+        self.st
+            .create(&ProjectInput {
+                name: name.into(),
+                connection: ConnectionInput::Uri { uri: uri.into() },
+                password: None,
+            })
+            .unwrap();
+    }
+}
+
+/// A progress sink that drops everything.
+pub fn quiet() -> ProgressSink {
+    Arc::new(|_: &JobProgress| {})
+}
+
+/// Checksum of every row of every user table, by table name: what "identical contents" means.
+pub fn table_checksums(pg: &Pg, db: &str) -> Vec<(String, String)> {
+    let out = pg.sql(
+        db,
+        "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables ORDER BY 1",
+    );
+    let mut sums = Vec::new();
+    for table in out.lines().filter(|l| !l.is_empty()) {
+        let sum = pg.sql(
+            db,
+            &format!("SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '-') FROM {table} t"),
+        );
+        sums.push((table.to_string(), sum));
+    }
+    sums
+}
+
+/// Path of the pgsteward CLI built for these tests.
+pub fn cli() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pgsteward"))
+}

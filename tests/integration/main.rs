@@ -1,0 +1,11 @@
+//! Integration tests against real PostgreSQL servers (15 and 18) that the harness starts, a real
+//! Secret Service keyring (run under `scripts/with-keyring.sh`), and isolated data folders.
+
+mod harness;
+
+mod backups;
+mod breaker;
+mod connections;
+mod pool;
+mod secrets;
+mod sslmodes;
