@@ -1,0 +1,106 @@
+// Typed wrappers around the desktop shell's IPC commands.
+// This is the only module that calls `invoke` or `listen`.
+import { invoke, isTauri } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
+import type {
+  AppInfo,
+  BackupSummary,
+  ConnectionTest,
+  DashboardSnapshot,
+  JobProgress,
+  ProjectInput,
+  ProjectSummary,
+  RestoreReport,
+  RestoreTarget,
+} from "./bindings";
+import { appError, toAppError } from "./errors";
+
+/** Name of the event the shell emits while a backup or restore runs. */
+export const JOB_PROGRESS_EVENT = "job-progress";
+
+const NO_SHELL_MESSAGE =
+  "The pgsteward desktop shell is not available (running in a plain browser).";
+
+/** True inside the desktop shell (Tauri 2 injects its IPC internals into the page). */
+export function hasShell(): boolean {
+  return isTauri() || (typeof window !== "undefined" && "__TAURI_INTERNALS__" in window);
+}
+
+async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+  if (!hasShell()) {
+    throw appError("internal", NO_SHELL_MESSAGE);
+  }
+  try {
+    return await invoke<T>(command, args);
+  } catch (err) {
+    throw toAppError(err);
+  }
+}
+
+export function appInfo(): Promise<AppInfo> {
+  return call<AppInfo>("app_info");
+}
+
+export function projectList(): Promise<ProjectSummary[]> {
+  return call<ProjectSummary[]>("project_list");
+}
+
+export function projectCreate(input: ProjectInput): Promise<ProjectSummary> {
+  return call<ProjectSummary>("project_create", { input });
+}
+
+/** `input.password === null` keeps the stored password. */
+export function projectUpdate(name: string, input: ProjectInput): Promise<ProjectSummary> {
+  return call<ProjectSummary>("project_update", { name, input });
+}
+
+export function projectRemove(name: string, deleteBackups: boolean): Promise<null> {
+  return call<null>("project_remove", { name, deleteBackups });
+}
+
+export function projectTest(name: string): Promise<ConnectionTest> {
+  return call<ConnectionTest>("project_test", { name });
+}
+
+export function projectTestInput(input: ProjectInput): Promise<ConnectionTest> {
+  return call<ConnectionTest>("project_test_input", { input });
+}
+
+export function dashboardSample(name: string): Promise<DashboardSnapshot> {
+  return call<DashboardSnapshot>("dashboard_sample", { name });
+}
+
+export function backupList(name: string): Promise<BackupSummary[]> {
+  return call<BackupSummary[]>("backup_list", { name });
+}
+
+export function backupCreate(name: string): Promise<BackupSummary> {
+  return call<BackupSummary>("backup_create", { name });
+}
+
+export function backupRestore(
+  name: string,
+  backupId: string,
+  target: RestoreTarget,
+): Promise<RestoreReport> {
+  return call<RestoreReport>("backup_restore", { name, backupId, target });
+}
+
+export function sandboxStart(): Promise<ProjectSummary> {
+  return call<ProjectSummary>("sandbox_start");
+}
+
+/**
+ * Subscribes to job progress events. Resolves to an unsubscribe function.
+ * Outside the desktop shell this is a no-op.
+ */
+export async function onJobProgress(handler: (progress: JobProgress) => void): Promise<() => void> {
+  if (!hasShell()) {
+    return () => {};
+  }
+  try {
+    return await listen<JobProgress>(JOB_PROGRESS_EVENT, (event) => handler(event.payload));
+  } catch (err) {
+    throw toAppError(err);
+  }
+}
