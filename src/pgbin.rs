@@ -105,7 +105,7 @@ pub fn server_installs() -> Vec<(u32, PathBuf)> {
             }
         }
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|b| std::cmp::Reverse(b.0));
     out
 }
 

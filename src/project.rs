@@ -203,7 +203,7 @@ impl ProjectStore {
 
     pub fn list(&self) -> Result<Vec<Project>> {
         let mut p = self.read()?.projects;
-        p.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+        p.sort_by_key(|a| a.name.to_lowercase());
         Ok(p)
     }
 

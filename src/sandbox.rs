@@ -70,6 +70,14 @@ pub async fn start(st: &Arc<Steward>) -> Result<ProjectSummary> {
 }
 
 fn start_blocking(st: &Steward) -> Result<ProjectSummary> {
+    // One start at a time, across threads and processes (the GUI and the CLI may race).
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(st.store().root().join("sandbox.lock"))
+        .map_err(|e| Error::io("opening the sandbox lock", e))?;
+    fs2::FileExt::lock_exclusive(&lock).map_err(|e| Error::io("locking the sandbox", e))?;
     if let Ok(p) = st.store().get(PROJECT) {
         if !p.sandbox {
             return Err(Error::new(
@@ -89,6 +97,15 @@ fn start_blocking(st: &Steward) -> Result<ProjectSummary> {
                     c.port = free_port()?;
                 }
                 c.start()?;
+            }
+            // The keyring may have been reset since: we own this server, so set a new password.
+            if st.secrets().get(PROJECT, SecretKind::Password)?.is_none() {
+                let password = uuid::Uuid::new_v4().simple().to_string();
+                c.psql(
+                    "postgres",
+                    &format!("ALTER ROLE postgres PASSWORD '{password}'"),
+                )?;
+                st.secrets().set(PROJECT, SecretKind::Password, &password)?;
             }
             (c, false)
         }

@@ -42,10 +42,13 @@ pub struct ConnectionTest {
 /// Seconds between dashboard samples while the page is visible.
 pub const DASHBOARD_INTERVAL_SECONDS: u32 = 3;
 
+/// A pool with the settings and password it was built from, to notice when they change.
+type CachedPool = (ConnSpec, Option<Zeroizing<String>>, Pool);
+
 pub struct Steward {
     store: ProjectStore,
     secrets: Secrets,
-    pools: Mutex<HashMap<String, (ConnSpec, Option<Zeroizing<String>>, Pool)>>,
+    pools: Mutex<HashMap<String, CachedPool>>,
     rings: Mutex<HashMap<String, SampleRing>>,
     pool_config: PoolConfig,
     limits: SessionLimits,

@@ -245,12 +245,16 @@ fn map_read_err(backup_id: &str, e: io::Error) -> Error {
     }
 }
 
+/// Decrypted and decompressed view of one stored object.
+type Plaintext<'a> =
+    zstd::stream::read::Decoder<'a, io::BufReader<OpenReader<Box<dyn Read + Send>>>>;
+
 fn open_plaintext<'a>(
     storage: &'a dyn Storage,
     manifest: &Manifest,
     dek: &[u8; 32],
     obj: &ObjectEntry,
-) -> Result<zstd::stream::read::Decoder<'a, io::BufReader<OpenReader<Box<dyn Read + Send>>>>> {
+) -> Result<Plaintext<'a>> {
     let raw = storage.open(&format!("{}/{}", manifest.backup_id, obj.name))?;
     let aad = crypto::object_aad(&manifest.repository, &manifest.backup_id, &obj.name);
     let reader =

@@ -260,12 +260,12 @@ impl Manifest {
     }
 }
 
+/// Authentic manifests, and the ids of backups whose manifests failed with why.
+pub type Listing = (Vec<Manifest>, Vec<(String, Error)>);
+
 /// Backups of one project whose manifests are present and authentic, newest first. Backups
 /// with damaged manifests are reported in the second list.
-pub fn list(
-    storage: &dyn Storage,
-    kek: &[u8; 32],
-) -> Result<(Vec<Manifest>, Vec<(String, Error)>)> {
+pub fn list(storage: &dyn Storage, kek: &[u8; 32]) -> Result<Listing> {
     let mut ok = Vec::new();
     let mut bad = Vec::new();
     for id in storage.list()? {

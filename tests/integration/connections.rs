@@ -121,7 +121,7 @@ async fn service_file_and_pgpass(major: u32) {
     let v: serde_json::Value = serde_json::from_slice(&test.stdout).unwrap();
     assert_eq!(v["database"], "svc db");
     // No password was stored: it came from .pgpass.
-    assert_eq!(home.st.get("wh").unwrap().has_password, false);
+    assert!(!home.st.get("wh").unwrap().has_password);
 
     // A pgpass readable by others is ignored, as libpq does: now authentication fails.
     std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();

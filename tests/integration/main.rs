@@ -6,6 +6,8 @@ mod harness;
 mod backups;
 mod breaker;
 mod connections;
+mod e2e;
 mod pool;
 mod secrets;
 mod sslmodes;
+mod webdriver;

@@ -1,0 +1,21 @@
+//! Declares the app's IPC commands so capabilities can grant exactly these and nothing else.
+
+fn main() {
+    tauri_build::try_build(tauri_build::Attributes::new().app_manifest(
+        tauri_build::AppManifest::new().commands(&[
+            "app_info",
+            "project_list",
+            "project_create",
+            "project_update",
+            "project_remove",
+            "project_test",
+            "project_test_input",
+            "dashboard_sample",
+            "backup_list",
+            "backup_create",
+            "backup_restore",
+            "sandbox_start",
+        ]),
+    ))
+    .expect("tauri build script");
+}

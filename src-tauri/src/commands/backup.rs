@@ -1,0 +1,54 @@
+//! Backup commands; progress goes to the webview as `job-progress` events.
+
+use std::sync::Arc;
+
+use pgsteward::backup::{BackupSummary, RestoreReport, RestoreTarget};
+use pgsteward::jobs::{CancelToken, JobProgress, ProgressSink};
+use tauri::{AppHandle, Emitter, State};
+
+use super::CmdResult;
+use crate::state::AppState;
+
+fn events(app: &AppHandle) -> ProgressSink {
+    let app = app.clone();
+    Arc::new(move |p: &JobProgress| {
+        let _ = app.emit("job-progress", p);
+    })
+}
+
+#[tauri::command]
+pub fn backup_list(state: State<'_, AppState>, name: String) -> CmdResult<Vec<BackupSummary>> {
+    state.steward.backup_list(&name)
+}
+
+#[tauri::command]
+pub async fn backup_create(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    name: String,
+) -> CmdResult<BackupSummary> {
+    state
+        .steward
+        .backup_create(&name, events(&app), CancelToken::default())
+        .await
+}
+
+#[tauri::command]
+pub async fn backup_restore(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    name: String,
+    backup_id: String,
+    target: RestoreTarget,
+) -> CmdResult<RestoreReport> {
+    state
+        .steward
+        .backup_restore(
+            &name,
+            &backup_id,
+            &target,
+            events(&app),
+            CancelToken::default(),
+        )
+        .await
+}

@@ -1,0 +1,9 @@
+//! IPC commands, one module per domain; each is a thin adapter over a core call. Errors cross
+//! as the core's `{code, message, sqlstate}`.
+
+pub mod app;
+pub mod backup;
+pub mod dashboard;
+pub mod project;
+
+pub type CmdResult<T> = Result<T, pgsteward::Error>;

@@ -1,0 +1,46 @@
+//! pgsteward desktop app: a thin shell. It wires the core's [`pgsteward::Steward`] to IPC
+//! commands and events and holds no domain logic of its own.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+mod settings;
+mod state;
+
+use tauri::Manager;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PGSTEWARD_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    tauri::Builder::default()
+        .plugin(tauri_plugin_store::Builder::default().build())
+        .setup(|app| {
+            let steward = pgsteward::Steward::open_default()?;
+            let state = state::AppState::new(steward);
+            state.resume_sandbox();
+            app.manage(state);
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::app::app_info,
+            commands::project::project_list,
+            commands::project::project_create,
+            commands::project::project_update,
+            commands::project::project_remove,
+            commands::project::project_test,
+            commands::project::project_test_input,
+            commands::dashboard::dashboard_sample,
+            commands::backup::backup_list,
+            commands::backup::backup_create,
+            commands::backup::backup_restore,
+            commands::app::sandbox_start,
+        ])
+        .run(tauri::generate_context!())
+        .expect("error while running pgsteward");
+}
