@@ -63,10 +63,7 @@ fn add_project_see_dashboard_back_up_and_restore() {
             .map(|e| s.text(e))
             .filter(|t| t.chars().any(|c| c.is_ascii_digit()))
     });
-    if let Ok(dir) = std::env::var("PGSTEWARD_ARTIFACTS") {
-        let _ = std::fs::create_dir_all(&dir);
-        let _ = std::fs::write(format!("{dir}/dashboard.png"), s.screenshot_png());
-    }
+    s.keep_screenshot("dashboard");
 
     // Back up with one click and see it listed.
     s.click(&s.wait("tab-backups", long));

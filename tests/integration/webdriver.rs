@@ -152,6 +152,7 @@ impl Session {
                 return e;
             }
             if Instant::now() > deadline {
+                self.keep_screenshot("failure");
                 let banner = self
                     .find_all("error-banner")
                     .first()
@@ -173,6 +174,7 @@ impl Session {
                 return v;
             }
             if Instant::now() > deadline {
+                self.keep_screenshot("failure");
                 let banner = self
                     .find_all("error-banner")
                     .first()
@@ -199,17 +201,30 @@ impl Session {
             .expect("send keys");
     }
 
+    /// The element's text. WebKitWebDriver's own text endpoint returns "" for some visible
+    /// elements, so this reads `textContent` through a script.
     pub fn text(&self, e: &Element) -> String {
-        self.get(&format!("/element/{}/text", e.id))
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
+        self.post(
+            "/execute/sync",
+            json!({"script": "return arguments[0].textContent.trim();", "args": [{ELEMENT_KEY: e.id}]}),
+        )
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
     }
 
     pub fn attr(&self, e: &Element, name: &str) -> Option<String> {
         self.get(&format!("/element/{}/attribute/{name}", e.id))
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
+    }
+
+    /// Save a screenshot as `<name>.png` in PGSTEWARD_ARTIFACTS, when that is set.
+    pub fn keep_screenshot(&self, name: &str) {
+        if let Ok(dir) = std::env::var("PGSTEWARD_ARTIFACTS") {
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(format!("{dir}/{name}.png"), self.screenshot_png());
+        }
     }
 
     pub fn screenshot_png(&self) -> Vec<u8> {
