@@ -4,6 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
+export PATH="$HOME/.cargo/bin:$PATH"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
@@ -49,6 +50,21 @@ if [ ! -x "$PG_TOOLS/pg18/bin/postgres" ]; then
   rm -rf "$tmp"
 fi
 
+# Rust toolchain and test runner.
+if ! command -v cargo >/dev/null; then
+  echo "==> installing the Rust toolchain (rustup)"
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
+fi
+if ! command -v cargo-nextest >/dev/null; then
+  echo "==> installing cargo-nextest"
+  cargo install cargo-nextest --locked --quiet
+fi
+# Node.js 20.19 or newer builds the UI (Vite 7).
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null; then
+  echo "Node.js 20.19 or newer is needed to build the UI; install it (e.g. from nodejs.org or your distribution) and re-run." >&2
+  exit 1
+fi
+
 # WebDriver bridge for end-to-end tests of the real app.
 if ! command -v tauri-driver >/dev/null && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
   echo "==> installing tauri-driver"
@@ -61,9 +77,4 @@ if [ ! -d "$ROOT/ui/node_modules" ] || [ "$ROOT/ui/package-lock.json" -nt "$ROOT
   (cd "$ROOT/ui" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# Python packages for the end-to-end tests.
-if ! python3 -c "import selenium, pytest" 2>/dev/null; then
-  echo "==> installing test packages"
-  python3 -m pip install --quiet selenium pytest
-fi
 echo "==> dependencies ready"

@@ -84,3 +84,38 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_missing_keyring_is_said_plainly_and_nothing_is_saved() {
+    let home = Home::new();
+    let out = std::process::Command::new(cli())
+        .args([
+            "--json",
+            "project",
+            "add",
+            "p",
+            "--no-test",
+            "--conninfo",
+            "host=127.0.0.1 user=x",
+        ])
+        .arg("--password-stdin")
+        .env("PGSTEWARD_HOME", home.path())
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"secret")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "keyring_unavailable", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("keyring"));
+    assert!(
+        home.st.list().unwrap().is_empty(),
+        "no project is saved without its password"
+    );
+}
