@@ -123,6 +123,16 @@ impl Reporter {
         (self.sink)(&self.job);
     }
 
+    /// Report the job as failed, or cancelled when that is why it stopped.
+    pub fn fail(&mut self, e: &crate::Error) {
+        let status = if e.code == crate::ErrorCode::Cancelled {
+            JobStatus::Cancelled
+        } else {
+            JobStatus::Failed
+        };
+        self.finish(status, Some(e.message.clone()));
+    }
+
     pub fn finish(&mut self, status: JobStatus, message: Option<String>) {
         self.job.status = status;
         self.job.message = message;

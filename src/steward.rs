@@ -258,13 +258,27 @@ impl Steward {
             .clone()
             .filter(|p| !p.is_empty())
             .or(pw_in_conn);
-        let stored = if typed.is_none() {
-            self.secrets
-                .get(&input.name, SecretKind::Password)
-                .ok()
-                .flatten()
-        } else {
-            None
+        // The stored password of a project is offered only to the server it was stored for:
+        // a form edited to point elsewhere must not send it to another host.
+        let stored = match (&typed, self.store.get(&input.name)) {
+            (None, Ok(project)) => {
+                let same_target = project
+                    .conn
+                    .resolve(&ProcessEnv)
+                    .map(|old| {
+                        (old.host, old.port, old.user) == (r.host.clone(), r.port, r.user.clone())
+                    })
+                    .unwrap_or(false);
+                if same_target {
+                    self.secrets
+                        .get(&input.name, SecretKind::Password)
+                        .ok()
+                        .flatten()
+                } else {
+                    None
+                }
+            }
+            _ => None,
         };
         let explicit = typed.map(Zeroizing::new).or(stored);
         let pw = pick_password(explicit.as_deref().map(|s| s.as_str()), &r, &ProcessEnv)
@@ -390,12 +404,7 @@ impl Steward {
                 Ok(m.summary())
             }
             Ok((Err(e), mut rep)) => {
-                let status = if e.code == ErrorCode::Cancelled {
-                    JobStatus::Cancelled
-                } else {
-                    JobStatus::Failed
-                };
-                rep.finish(status, Some(e.message.clone()));
+                rep.fail(&e);
                 Err(e)
             }
             Err(e) => Err(e),
@@ -530,12 +539,7 @@ impl Steward {
                         let _ = sqlx::query(&stmt).execute(&mut *c).await;
                     }
                 }
-                let status = if e.code == ErrorCode::Cancelled {
-                    JobStatus::Cancelled
-                } else {
-                    JobStatus::Failed
-                };
-                rep.finish(status, Some(e.message.clone()));
+                rep.fail(&e);
                 Err(e)
             }
         }

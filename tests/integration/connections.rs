@@ -260,3 +260,32 @@ fn malformed_inputs_change_nothing() {
     assert!(home.st.list().unwrap().is_empty());
     assert!(!home.path().join("../escape").exists());
 }
+
+/// Testing an edited form with no typed password reuses the stored one only for the same server.
+async fn stored_password_is_never_offered_to_another_server(major: u32) {
+    let pg = Pg::start(major);
+    let other = Pg::start(major);
+    // The other server accepts the first server's password too: a leak would connect.
+    other.sql(
+        "postgres",
+        &format!("ALTER ROLE postgres PASSWORD '{}'", pg.password),
+    );
+    let home = Home::new();
+    home.add_uri("p", &pg.uri("postgres"));
+    let kv = |port: u16| ConnectionInput::KeyValue {
+        conninfo: format!(
+            "host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=disable"
+        ),
+    };
+    home.st
+        .test_input(&input("p", kv(pg.port()), None))
+        .await
+        .unwrap();
+    let err = home
+        .st
+        .test_input(&input("p", kv(other.port()), None))
+        .await
+        .unwrap_err();
+    assert_ne!(err.code, ErrorCode::Internal, "{err:?}");
+}
+on_each_version!(stored_password_is_never_offered_to_another_server);

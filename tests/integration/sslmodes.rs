@@ -97,6 +97,17 @@ fn make_certs(dir: &Path) {
     );
 }
 
+/// Copy the server certificate and key into a data folder, owned by the server's user.
+fn install_server_cert(certs: &Path, data: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let owner = std::fs::metadata(data).unwrap();
+    for f in ["server.crt", "server.key"] {
+        std::fs::copy(certs.join(f), data.join(f)).unwrap();
+        std::os::unix::fs::chown(data.join(f), Some(owner.uid()), Some(owner.gid())).unwrap();
+        std::fs::set_permissions(data.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
 async fn all_six_sslmodes(major: u32) {
     let certs = tempfile::tempdir().unwrap();
     make_certs(certs.path());
@@ -104,17 +115,7 @@ async fn all_six_sslmodes(major: u32) {
         settings: vec!["ssl = on".into()],
         ..Default::default()
     };
-    let pg = Pg::start_with(major, opts, |data| {
-        for f in ["server.crt", "server.key"] {
-            std::fs::copy(certs.path().join(f), data.join(f)).unwrap();
-        }
-        let owner = std::fs::metadata(data).unwrap();
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        for f in ["server.crt", "server.key"] {
-            std::os::unix::fs::chown(data.join(f), Some(owner.uid()), Some(owner.gid())).unwrap();
-            std::fs::set_permissions(data.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-    });
+    let pg = Pg::start_with(major, opts, |data| install_server_cert(certs.path(), data));
     let home = Home::new();
     let ca = certs.path().join("ca.crt");
     let other = certs.path().join("other.crt");
@@ -174,15 +175,7 @@ async fn hostssl_only_server_refuses_plaintext(major: u32) {
         hba: vec!["hostnossl all all 0.0.0.0/0 reject".into()],
         ..Default::default()
     };
-    let pg = Pg::start_with(major, opts, |data| {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let owner = std::fs::metadata(data).unwrap();
-        for f in ["server.crt", "server.key"] {
-            std::fs::copy(certs.path().join(f), data.join(f)).unwrap();
-            std::os::unix::fs::chown(data.join(f), Some(owner.uid()), Some(owner.gid())).unwrap();
-            std::fs::set_permissions(data.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-    });
+    let pg = Pg::start_with(major, opts, |data| install_server_cert(certs.path(), data));
     let home = Home::new();
     home.add_uri(
         "plain",

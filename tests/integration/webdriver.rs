@@ -152,18 +152,22 @@ impl Session {
                 return e;
             }
             if Instant::now() > deadline {
-                self.keep_screenshot("failure");
-                let banner = self
-                    .find_all("error-banner")
-                    .first()
-                    .map(|b| self.text(b))
-                    .unwrap_or_default();
+                let banner = self.failure_context();
                 panic!(
                     "no element [data-testid={testid}] after {timeout:?}; error banner: {banner:?}"
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// On a timeout: keep a screenshot and return what the error banner says.
+    fn failure_context(&self) -> String {
+        self.keep_screenshot("failure");
+        self.find_all("error-banner")
+            .first()
+            .map(|b| self.text(b))
+            .unwrap_or_default()
     }
 
     /// Wait until `f` gives Some.
@@ -174,12 +178,7 @@ impl Session {
                 return v;
             }
             if Instant::now() > deadline {
-                self.keep_screenshot("failure");
-                let banner = self
-                    .find_all("error-banner")
-                    .first()
-                    .map(|b| self.text(b))
-                    .unwrap_or_default();
+                let banner = self.failure_context();
                 panic!("timed out waiting for {what}; error banner: {banner:?}");
             }
             std::thread::sleep(Duration::from_millis(150));
