@@ -9,7 +9,12 @@ use crate::backup::{BackupSummary, RestoreReport, RestoreTarget};
 use crate::conn::spec::{ConnectionInput, SslMode};
 use crate::error::{Error, ErrorCode};
 use crate::jobs::{JobKind, JobProgress, JobStatus};
-use crate::monitor::{ConnectionsByState, DashboardSnapshot};
+use crate::monitor::{
+    ActivityFilter, ActivityReport, BlockingNode, BlockingTree, Buffers, CheckId,
+    ConnectionsByState, DashboardSnapshot, ExplainReport, HealthCheck, HealthItem, HealthReport,
+    HealthStatus, HintKind, Misestimate, MisestimateLevel, PlanHint, PlanNode, Session, SignalKind,
+    SignalOutcome, TriggerTime,
+};
 use crate::project::{ProjectInput, ProjectSummary};
 use crate::steward::ConnectionTest;
 
@@ -35,6 +40,26 @@ pub fn typescript() -> String {
         ConnectionTest::decl(&cfg),
         ConnectionsByState::decl(&cfg),
         DashboardSnapshot::decl(&cfg),
+        ActivityFilter::decl(&cfg),
+        Session::decl(&cfg),
+        ActivityReport::decl(&cfg),
+        BlockingNode::decl(&cfg),
+        BlockingTree::decl(&cfg),
+        SignalKind::decl(&cfg),
+        SignalOutcome::decl(&cfg),
+        MisestimateLevel::decl(&cfg),
+        Misestimate::decl(&cfg),
+        Buffers::decl(&cfg),
+        HintKind::decl(&cfg),
+        PlanHint::decl(&cfg),
+        PlanNode::decl(&cfg),
+        TriggerTime::decl(&cfg),
+        ExplainReport::decl(&cfg),
+        HealthStatus::decl(&cfg),
+        CheckId::decl(&cfg),
+        HealthItem::decl(&cfg),
+        HealthCheck::decl(&cfg),
+        HealthReport::decl(&cfg),
         BackupSummary::decl(&cfg),
         JobKind::decl(&cfg),
         JobStatus::decl(&cfg),

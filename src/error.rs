@@ -115,6 +115,12 @@ impl Error {
         self
     }
 
+    /// Put a sentence in front of the message, keeping the code and the SQLSTATE.
+    pub fn with_context(mut self, context: &str) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Error::new(ErrorCode::InvalidInput, message)
     }

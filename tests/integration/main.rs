@@ -3,10 +3,14 @@
 
 mod harness;
 
+mod activity;
 mod backups;
 mod breaker;
 mod connections;
 mod e2e;
+mod explain;
+mod health;
+mod monitor_cli;
 mod pool;
 mod secrets;
 mod sslmodes;

@@ -25,6 +25,256 @@ tps: number | null,
  * Share of block reads served from shared buffers since the previous sample (0..1).
  */
 cache_hit_ratio: number | null, tps_chart_svg: string, cache_chart_svg: string, sampled_at: string, interval_seconds: number, };
+export type ActivityFilter = { 
+/**
+ * A `pg_stat_activity` state; `idle-in-transaction` and `idle_in_transaction` are accepted.
+ */
+state?: string, user?: string, application?: string, database?: string, 
+/**
+ * Only sessions whose open transaction or running query has lasted at least this long.
+ * Sessions idle outside a transaction have no such duration and are left out.
+ */
+min_duration_seconds?: number, 
+/**
+ * Flag work running longer than this (default 60 s).
+ */
+long_running_seconds?: number, 
+/**
+ * At most this many sessions (default 500).
+ */
+limit?: number, };
+export type Session = { pid: number, user: string | null, application: string | null, database: string | null, 
+/**
+ * Client address; `None` for a Unix socket or a background process.
+ */
+client_addr: string | null, 
+/**
+ * "client backend", "autovacuum worker", "walsender"...
+ */
+backend_type: string | null, state: string | null, wait_event_type: string | null, wait_event: string | null, 
+/**
+ * Current or last query, at most [`QUERY_TEXT_LIMIT`] characters.
+ */
+query: string | null, query_truncated: boolean, backend_seconds: number | null, 
+/**
+ * Age of the open transaction.
+ */
+xact_seconds: number | null, 
+/**
+ * Time since the current (or last) query started.
+ */
+query_seconds: number | null, 
+/**
+ * Time since the state last changed.
+ */
+state_seconds: number | null, 
+/**
+ * Sessions holding the lock this one waits for.
+ */
+blocked_by: Array<number>, 
+/**
+ * Running a query or holding a transaction open longer than the threshold.
+ */
+long_running: boolean, idle_in_transaction: boolean, 
+/**
+ * The session pgsteward read this list through.
+ */
+own_session: boolean, 
+/**
+ * A session of pgsteward (its application name), this process's or another's.
+ */
+pgsteward: boolean, };
+export type ActivityReport = { sessions: Array<Session>, 
+/**
+ * More sessions matched than the limit allowed.
+ */
+truncated: boolean, long_running_seconds: number, 
+/**
+ * Backend pid of the session that read the list.
+ */
+own_pid: number, sampled_at: string, };
+export type BlockingNode = { pid: number, user: string | null, database: string | null, application: string | null, state: string | null, query: string | null, wait_event_type: string | null, wait_event: string | null, 
+/**
+ * Lock mode this session waits for, e.g. "ShareLock", "AccessExclusiveLock".
+ */
+waiting_for_mode: string | null, 
+/**
+ * Kind of lock it waits for: "relation", "transactionid", "tuple"...
+ */
+lock_type: string | null, 
+/**
+ * Relation involved, when known (in the database pgsteward is connected to).
+ */
+relation: string | null, waiting_seconds: number | null, 
+/**
+ * Age of the session's open transaction.
+ */
+xact_seconds: number | null, 
+/**
+ * Every session it waits for (it is shown under the first one the walk reaches).
+ */
+blocked_by: Array<number>, 
+/**
+ * Sessions waiting behind this one, directly or further down.
+ */
+blocks_total: number, 
+/**
+ * Part of a wait cycle: the server's deadlock detector will cancel one of them.
+ */
+in_cycle: boolean, 
+/**
+ * This session's subtree is already shown elsewhere in the tree.
+ */
+shown_elsewhere: boolean, 
+/**
+ * Something the row alone does not say (prepared transaction, ended session...).
+ */
+note: string | null, children: Array<BlockingNode>, };
+export type BlockingTree = { roots: Array<BlockingNode>, 
+/**
+ * Sessions waiting for a lock held by another session.
+ */
+waiting: number, 
+/**
+ * Some sessions wait for each other in a cycle.
+ */
+cycles: boolean, 
+/**
+ * More sessions were involved than were read.
+ */
+truncated: boolean, sampled_at: string, };
+export type SignalKind = "cancel" | "terminate";
+export type SignalOutcome = { pid: number, action: SignalKind, 
+/**
+ * The server sent the signal (false: no backend with that pid, e.g. it ended already).
+ */
+signalled: boolean, message: string, };
+export type MisestimateLevel = "ok" | "tenfold" | "hundredfold" | "thousandfold";
+export type Misestimate = { 
+/**
+ * max(estimated, actual) / min(estimated, actual), both per loop and counted as at least 1.
+ */
+factor: number, 
+/**
+ * The planner expected fewer rows than came.
+ */
+underestimated: boolean, level: MisestimateLevel, };
+export type Buffers = { shared_hit: number, shared_read: number, shared_dirtied: number, shared_written: number, local_hit: number, local_read: number, temp_read: number, temp_written: number, };
+export type HintKind = "seq_scan_selective" | "sort_spill" | "hash_spill" | "misestimate" | "nested_loop_many_outer";
+export type PlanHint = { 
+/**
+ * `id` of the node the hint is about.
+ */
+node_id: number, kind: HintKind, message: string, };
+export type PlanNode = { 
+/**
+ * Position in a depth-first walk, from 0 at the root.
+ */
+id: number, 
+/**
+ * "Seq Scan", "Hash Join", "Sort"... (for ModifyTable, the operation: "Delete"...).
+ */
+node_type: string, 
+/**
+ * "Outer", "Inner", "InitPlan", "SubPlan"...
+ */
+parent_relationship: string | null, join_type: string | null, relation: string | null, alias: string | null, index: string | null, 
+/**
+ * "Subplan Name" ("CTE d", "InitPlan 1"...) of a subplan's top node, or the CTE a CTE Scan reads.
+ */
+subplan: string | null, filter: string | null, index_cond: string | null, 
+/**
+ * Hash, merge or join condition.
+ */
+join_cond: string | null, sort_key: Array<string>, startup_cost: number, total_cost: number, 
+/**
+ * Rows the planner expected, per loop.
+ */
+estimated_rows: number, 
+/**
+ * Rows produced, per loop (ANALYZE only).
+ */
+actual_rows: number | null, 
+/**
+ * Times the node ran (ANALYZE only; 0 = never executed).
+ */
+loops: number | null, 
+/**
+ * Rows produced over all loops.
+ */
+actual_rows_total: number | null, 
+/**
+ * Rows read and thrown away by the filter, over all loops.
+ */
+rows_removed_by_filter: number | null, misestimate: Misestimate | null, 
+/**
+ * Time in this node and its children over all loops, in milliseconds.
+ */
+inclusive_ms: number | null, 
+/**
+ * Time in this node alone (inclusive minus children, never below 0), in milliseconds.
+ * A CTE's own plan is not subtracted from its owner: the CTE Scan reading it counts it.
+ */
+exclusive_ms: number | null, buffers: Buffers | null, workers_planned: number | null, workers_launched: number | null, sort_method: string | null, 
+/**
+ * "Memory" or "Disk".
+ */
+sort_space_type: string | null, sort_space_kb: number | null, hash_batches: number | null, original_hash_batches: number | null, hints: Array<PlanHint>, children: Array<PlanNode>, };
+export type TriggerTime = { name: string, relation: string | null, constraint: string | null, time_ms: number, calls: number, };
+export type ExplainReport = { 
+/**
+ * The statement was executed (ANALYZE), then rolled back.
+ */
+analyzed: boolean, 
+/**
+ * The statement changes data; its changes were rolled back.
+ */
+data_changing: boolean, 
+/**
+ * Sentences to show above the plan (rollback, sequences...).
+ */
+warnings: Array<string>, planning_ms: number | null, execution_ms: number | null, plan: PlanNode, 
+/**
+ * Plans of further queries the statement was rewritten into (rules); rarely present.
+ */
+other_plans: Array<PlanNode>, triggers: Array<TriggerTime>, 
+/**
+ * Every hint of the tree, in tree order.
+ */
+hints: Array<PlanHint>, 
+/**
+ * The JSON PostgreSQL returned, for saving or other viewers.
+ */
+json: string, };
+export type HealthStatus = "ok" | "warning" | "critical" | "unknown";
+export type CheckId = "xid_wraparound" | "multixact_wraparound" | "oldest_tables" | "sequences" | "invalid_indexes" | "replication_slots" | "connections" | "cache_hit_ratio" | "pg_stat_statements";
+export type HealthItem = { name: string, status: HealthStatus, value: number | null, figure: string, message: string, };
+export type HealthCheck = { id: CheckId, title: string, status: HealthStatus, 
+/**
+ * The figure judged, as a number (its meaning depends on the check).
+ */
+value: number | null, 
+/**
+ * The figure judged, for people ("1.2 % of max", "98.5 %").
+ */
+figure: string, 
+/**
+ * What it means and what to do.
+ */
+message: string, items: Array<HealthItem>, 
+/**
+ * Why the check could not run (status unknown).
+ */
+error: Error | null, duration_ms: number, };
+export type HealthReport = { 
+/**
+ * Database the per-database checks looked at.
+ */
+database: string, server_version: string, 
+/**
+ * The most serious status of all checks.
+ */
+status: HealthStatus, checks: Array<HealthCheck>, checked_at: string, };
 export type BackupSummary = { id: string, project: string, database: string, created_at: string, finished_at: string, server_version: string, plaintext_bytes: number, stored_bytes: number, duration_ms: number, };
 export type JobKind = "backup" | "restore";
 export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";

@@ -1,0 +1,67 @@
+//! The monitoring commands of the CLI: JSON for scripts, stable error codes, confirmation.
+
+use serde_json::Value;
+
+use crate::harness::{cli, Home, Pg};
+use crate::on_each_version;
+
+fn run(home: &Home, args: &[&str]) -> (bool, Value) {
+    let out = std::process::Command::new(cli())
+        .args(args)
+        .env("PGSTEWARD_HOME", home.path())
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), v)
+}
+
+async fn monitoring_commands_speak_json(major: u32) {
+    let pg = Pg::start(major);
+    pg.sql(
+        "postgres",
+        "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g",
+    );
+    let home = Home::new();
+    home.add_uri("p", &pg.uri("postgres"));
+
+    let (ok, v) = run(&home, &["--json", "activity", "p", "--state", "active"]);
+    assert!(ok, "{v}");
+    let sessions = v["activity"]["sessions"].as_array().unwrap();
+    assert!(sessions.iter().any(|s| s["own_session"] == true), "{v}");
+    assert!(sessions.iter().all(|s| s["state"] == "active"));
+    assert!(v["blocking"]["roots"].as_array().unwrap().is_empty());
+
+    let (ok, v) = run(&home, &["--json", "explain", "p", "--sql", "DELETE FROM t"]);
+    assert!(ok, "{v}");
+    assert_eq!(v["data_changing"], true);
+    assert_eq!(v["plan"]["node_type"], "Delete");
+    assert_eq!(pg.sql("postgres", "SELECT count(*) FROM t"), "100");
+
+    let (ok, v) = run(
+        &home,
+        &["--json", "explain", "p", "--sql", "SELECT 1; SELECT 2"],
+    );
+    assert!(!ok);
+    assert_eq!(v["error"]["code"], "invalid_input");
+
+    let (ok, v) = run(&home, &["--json", "health", "p"]);
+    assert!(ok, "{v}");
+    assert_eq!(v["checks"].as_array().unwrap().len(), 9);
+
+    let (ok, v) = run(&home, &["--json", "terminate", "p", "12345"]);
+    assert!(!ok);
+    assert_eq!(v["error"]["code"], "confirmation_required");
+    let (ok, v) = run(&home, &["--json", "terminate", "p", "999999", "--yes"]);
+    assert!(ok, "{v}");
+    assert_eq!(v["signalled"], false);
+    let (ok, v) = run(&home, &["--json", "cancel", "p", "999999"]);
+    assert!(ok, "{v}");
+    assert_eq!(v["action"], "cancel");
+}
+on_each_version!(monitoring_commands_speak_json);
