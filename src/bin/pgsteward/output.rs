@@ -1,0 +1,100 @@
+//! Output helpers shared by the subcommands: JSON or human text, sizes, durations, progress.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use pgsteward::jobs::{JobProgress, ProgressSink};
+use serde::Serialize;
+
+pub fn out<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("serializable")
+        );
+    } else {
+        human(value);
+    }
+}
+
+pub fn human_bytes(b: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v:.0} {}", units[i])
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+/// A duration for a table cell: "850ms", "12.3s", "5m03s", "2h10m", "3d04h".
+pub fn human_duration(secs: Option<f64>) -> String {
+    let Some(s) = secs.filter(|s| s.is_finite()) else {
+        return "-".into();
+    };
+    let s = s.max(0.0);
+    if s < 1.0 {
+        format!("{:.0}ms", s * 1000.0)
+    } else if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else if s < 86400.0 {
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
+    } else {
+        format!(
+            "{}d{:02}h",
+            (s / 86400.0) as u64,
+            ((s % 86400.0) / 3600.0) as u64
+        )
+    }
+}
+
+/// Query text on one line, cut to `max` characters.
+pub fn one_line(q: Option<&str>, max: usize) -> String {
+    let flat = q
+        .unwrap_or("")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if flat.chars().count() > max {
+        let cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    } else {
+        flat
+    }
+}
+
+pub fn cell(s: Option<&str>, width: usize) -> String {
+    one_line(s.or(Some("-")), width)
+}
+
+pub fn progress(json: bool) -> (ProgressSink, Option<ProgressBar>) {
+    if json || !std::io::stderr().is_terminal() {
+        return (Arc::new(|_: &JobProgress| {}), None);
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let b = bar.clone();
+    let sink: ProgressSink = Arc::new(move |p: &JobProgress| {
+        b.set_message(format!(
+            "{}: {} at {}/s, {:.1} s",
+            p.phase,
+            human_bytes(p.bytes as f64),
+            human_bytes(p.rate_bytes_per_sec),
+            p.elapsed_ms as f64 / 1000.0
+        ));
+    });
+    (sink, Some(bar))
+}
