@@ -15,6 +15,12 @@ fn main() {
             "backup_create",
             "backup_restore",
             "sandbox_start",
+            "activity_list",
+            "blocking_tree",
+            "backend_cancel",
+            "backend_terminate",
+            "explain_run",
+            "health_check",
         ]),
     ))
     .expect("tauri build script");

@@ -40,6 +40,12 @@ fn main() {
             commands::backup::backup_create,
             commands::backup::backup_restore,
             commands::app::sandbox_start,
+            commands::monitor::activity_list,
+            commands::monitor::blocking_tree,
+            commands::monitor::backend_cancel,
+            commands::monitor::backend_terminate,
+            commands::monitor::explain_run,
+            commands::monitor::health_check,
         ])
         .run(tauri::generate_context!())
         .expect("error while running pgsteward");

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod backup;
 pub mod dashboard;
+pub mod monitor;
 pub mod project;
 
 pub type CmdResult<T> = Result<T, pgsteward::Error>;
