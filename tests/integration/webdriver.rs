@@ -25,7 +25,7 @@ impl Driver {
             &native.to_string(),
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .stderr(driver_log());
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -45,6 +45,20 @@ impl Driver {
             url: format!("http://127.0.0.1:{port}"),
         }
     }
+}
+
+/// tauri-driver's messages go to a log file among the test artifacts (inheriting the test's
+/// stderr would let WebKitWebDriver hold it open after the test ends).
+fn driver_log() -> Stdio {
+    let dir = std::env::var("PGSTEWARD_ARTIFACTS")
+        .unwrap_or_else(|_| std::env::temp_dir().display().to_string());
+    let _ = std::fs::create_dir_all(&dir);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(format!("{dir}/tauri-driver.log"))
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null())
 }
 
 fn tauri_driver_path() -> std::path::PathBuf {
