@@ -12,6 +12,45 @@ fn app_binary() -> String {
     )
 }
 
+const LONG: Duration = Duration::from_secs(60);
+
+/// The app running on a profile of its own (data folder, config, cache), driven by WebDriver.
+struct App {
+    session: Session,
+    _driver: Driver,
+    _profile: tempfile::TempDir,
+}
+
+impl App {
+    fn launch() -> App {
+        let profile = tempfile::tempdir().unwrap();
+        let p = |s: &str| profile.path().join(s).display().to_string();
+        let driver = Driver::start(&[
+            ("PGSTEWARD_HOME", p("pgsteward")),
+            ("PGSTEWARD_SANDBOX", "0".into()),
+            ("XDG_CONFIG_HOME", p("config")),
+            ("XDG_CACHE_HOME", p("cache")),
+        ]);
+        let session = Session::launch(&driver, &app_binary());
+        App {
+            session,
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+
+    /// Add a project through the form, by URI; the app then shows its dashboard.
+    fn add_project(&self, name: &str, uri: &str) {
+        let s = &self.session;
+        s.click(&s.wait("add-project", LONG));
+        s.type_text(&s.wait("project-name", LONG), name);
+        s.click(&s.wait("conn-kind-uri", LONG));
+        s.type_text(&s.wait("conn-uri", LONG), uri);
+        s.click(&s.wait("project-save", LONG));
+        s.wait("dash-server-version", LONG);
+    }
+}
+
 #[test]
 fn add_project_see_dashboard_back_up_and_restore() {
     let pg = Pg::start(15);
@@ -23,24 +62,10 @@ fn add_project_see_dashboard_back_up_and_restore() {
     );
     let before = table_checksums(&pg, "app");
 
-    let profile = tempfile::tempdir().unwrap();
-    let p = |s: &str| profile.path().join(s).display().to_string();
-    let driver = Driver::start(&[
-        ("PGSTEWARD_HOME", p("pgsteward")),
-        ("PGSTEWARD_SANDBOX", "0".into()),
-        ("XDG_CONFIG_HOME", p("config")),
-        ("XDG_CACHE_HOME", p("cache")),
-    ]);
-    let s = Session::launch(&driver, &app_binary());
-    let long = Duration::from_secs(60);
-
-    // Add a project through the form, by URI.
-    let add = s.wait("add-project", long);
-    s.click(&add);
-    s.type_text(&s.wait("project-name", long), "e2e");
-    s.click(&s.wait("conn-kind-uri", long));
-    s.type_text(&s.wait("conn-uri", long), &pg.uri("app"));
-    s.click(&s.wait("project-save", long));
+    let app = App::launch();
+    let s = &app.session;
+    let long = LONG;
+    app.add_project("e2e", &pg.uri("app"));
 
     // The dashboard shows the server version and a chart.
     let version = s.until("the server version", long, || {
@@ -83,5 +108,116 @@ fn add_project_see_dashboard_back_up_and_restore() {
 
     // The rows are there, identical.
     assert_eq!(table_checksums(&pg, "app_restored"), before);
-    drop(s);
+}
+
+/// Names and queries with markup show as text; a root blocker terminated from the Activity
+/// page frees the session it blocked; EXPLAIN of a table with markup in its name shows it as text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnostics_pages_show_markup_as_text_and_free_a_blocked_session() {
+    use sqlx::Connection;
+    let pg = Pg::start(15);
+    pg.sql("postgres", "CREATE DATABASE app");
+    pg.sql(
+        "app",
+        "CREATE TABLE \"<img src=x onerror=alert(1)>\" (id int PRIMARY KEY, v int); \
+         INSERT INTO \"<img src=x onerror=alert(1)>\" SELECT g, 0 FROM generate_series(1, 20000) g; ANALYZE;",
+    );
+    let uri = pg.uri("app");
+    let connect = |app: &'static str| {
+        let uri = format!("{uri}&application_name={}", urlencode(app));
+        async move { sqlx::PgConnection::connect(&uri).await.unwrap() }
+    };
+    // A holds a row lock in an open transaction; B waits for it.
+    let mut a = connect("<b>holder</b>").await;
+    sqlx::query("BEGIN").execute(&mut a).await.unwrap();
+    sqlx::query("UPDATE \"<img src=x onerror=alert(1)>\" SET v = 1 WHERE id = 1")
+        .execute(&mut a)
+        .await
+        .unwrap();
+    let a_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut a)
+        .await
+        .unwrap();
+    let mut b = connect("<script>waiter</script>").await;
+    let waiter = tokio::spawn(async move {
+        sqlx::query("UPDATE \"<img src=x onerror=alert(1)>\" SET v = 2 WHERE id = 1")
+            .execute(&mut b)
+            .await
+            .map(|r| r.rows_affected())
+    });
+
+    let ui = tokio::task::spawn_blocking(move || {
+        let app = App::launch();
+        let s = &app.session;
+        app.add_project("diag", &pg.uri("app"));
+        s.click(&s.wait("tab-activity", LONG));
+
+        // The holder is a root of the blocking tree, with the waiter under it.
+        let root = s.until("the holder as a root blocker", LONG, || {
+            s.find_all("blocking-node")
+                .into_iter()
+                .find(|n| s.attr(n, "data-pid").as_deref() == Some(&a_pid.to_string()))
+        });
+        let tree_text = s.text(&s.wait("blocking-tree", LONG));
+        assert!(
+            tree_text.contains("<img src=x onerror=alert(1)>") || tree_text.contains("UPDATE"),
+            "{tree_text}"
+        );
+        // Markup from the server is text: no element was made from it.
+        let injected = s.script(
+            "return document.querySelectorAll('[onerror], body script:not([src])').length;",
+        );
+        assert_eq!(injected, serde_json::json!(0));
+        let rows: Vec<String> = s
+            .find_all("activity-row")
+            .iter()
+            .map(|r| s.text(r))
+            .collect();
+        assert!(
+            rows.iter().any(|t| t.contains("<script>waiter</script>")),
+            "{rows:?}"
+        );
+
+        // Terminate the root blocker, confirming in the dialog that names it.
+        let terminate = s
+            .find_all_within(&root, "session-terminate")
+            .into_iter()
+            .next()
+            .expect("terminate button on the root blocker");
+        s.click(&terminate);
+        let dialog = s.wait("signal-dialog", LONG);
+        assert!(s.text(&dialog).contains(&a_pid.to_string()));
+        s.click(&s.wait("signal-confirm", LONG));
+
+        // EXPLAIN shows the table name as text.
+        s.click(&s.wait("tab-explain", LONG));
+        s.type_text(
+            &s.wait("explain-sql", LONG),
+            "SELECT * FROM \"<img src=x onerror=alert(1)>\" WHERE v = 5",
+        );
+        s.click(&s.wait("explain-run", LONG));
+        let node = s.until("a plan", LONG, || {
+            s.find_all("plan-node").into_iter().next()
+        });
+        assert!(
+            s.text(&node).contains("<img src=x onerror=alert(1)>"),
+            "{}",
+            s.text(&node)
+        );
+        assert!(
+            !s.find_all("plan-hint").is_empty(),
+            "a selective seq scan on 20,000 rows gets a hint"
+        );
+    });
+    ui.await.unwrap();
+    // The waiter got its lock once the holder was terminated.
+    let updated = tokio::time::timeout(Duration::from_secs(60), waiter)
+        .await
+        .expect("waiter freed")
+        .unwrap();
+    assert_eq!(updated.unwrap(), 1);
+}
+
+fn urlencode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

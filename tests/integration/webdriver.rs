@@ -158,6 +158,31 @@ impl Session {
             .collect()
     }
 
+    /// Elements with this `data-testid` inside `parent`.
+    pub fn find_all_within(&self, parent: &Element, testid: &str) -> Vec<Element> {
+        let css = format!("[data-testid=\"{testid}\"]");
+        self.post(
+            &format!("/element/{}/elements", parent.id),
+            json!({"using": "css selector", "value": css}),
+        )
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| {
+            e[ELEMENT_KEY]
+                .as_str()
+                .map(|id| Element { id: id.to_string() })
+        })
+        .collect()
+    }
+
+    /// Run a script in the page and return its value.
+    pub fn script(&self, js: &str) -> Value {
+        self.post("/execute/sync", json!({"script": js, "args": []}))
+            .expect("script")
+    }
+
     /// Wait for an element with this `data-testid` (the UI is asynchronous).
     pub fn wait(&self, testid: &str, timeout: Duration) -> Element {
         let deadline = Instant::now() + timeout;
