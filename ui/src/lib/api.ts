@@ -3,15 +3,22 @@
 import { invoke, isTauri } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import type {
+  ActivityFilter,
+  ActivityReport,
   AppInfo,
   BackupSummary,
+  BlockingTree,
   ConnectionTest,
   DashboardSnapshot,
+  ExplainReport,
+  HealthReport,
   JobProgress,
   ProjectInput,
   ProjectSummary,
   RestoreReport,
   RestoreTarget,
+  SignalKind,
+  SignalOutcome,
 } from "./bindings";
 import { appError, toAppError } from "./errors";
 
@@ -84,6 +91,31 @@ export function backupRestore(
   target: RestoreTarget,
 ): Promise<RestoreReport> {
   return call<RestoreReport>("backup_restore", { name, backupId, target });
+}
+
+export function activityList(name: string, filter: ActivityFilter): Promise<ActivityReport> {
+  return call<ActivityReport>("activity_list", { name, filter });
+}
+
+export function blockingTree(name: string): Promise<BlockingTree> {
+  return call<BlockingTree>("blocking_tree", { name });
+}
+
+/** Cancels the running query or ends the session `pid`. Callers confirm with the user first. */
+export function backendSignal(name: string, pid: number, kind: SignalKind): Promise<SignalOutcome> {
+  return call<SignalOutcome>(kind === "cancel" ? "backend_cancel" : "backend_terminate", {
+    name,
+    pid,
+  });
+}
+
+/** Runs EXPLAIN (with ANALYZE inside a transaction that is always rolled back). */
+export function explainRun(name: string, sql: string, analyze: boolean): Promise<ExplainReport> {
+  return call<ExplainReport>("explain_run", { name, sql, analyze });
+}
+
+export function healthCheck(name: string): Promise<HealthReport> {
+  return call<HealthReport>("health_check", { name });
 }
 
 export function sandboxStart(): Promise<ProjectSummary> {
