@@ -7,6 +7,20 @@ use serde_json::{json, Value};
 
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// Clicks the element only if a user could: it is enabled, has a size, and it (or something
+/// inside it) is the topmost element at its centre once scrolled into view.
+const CLICK_IF_ON_TOP: &str = r#"
+const el = arguments[0];
+el.scrollIntoView({block: "center", inline: "center"});
+if (el.disabled) return "disabled";
+const r = el.getBoundingClientRect();
+if (r.width === 0 || r.height === 0) return "not visible";
+const top = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+if (!top || !(top === el || el.contains(top))) return "covered by " + (top ? top.outerHTML.slice(0, 120) : "nothing");
+el.click();
+return "clicked";
+"#;
+
 /// tauri-driver on its own ports; stopped with SIGTERM so it stops WebKitWebDriver too.
 pub struct Driver {
     child: Child,
@@ -109,12 +123,22 @@ impl Session {
             .timeout(Duration::from_secs(120))
             .build();
         let caps = json!({"capabilities": {"alwaysMatch": {"tauri:options": {"application": application, "args": []}}}});
-        let v: Value = agent
-            .post(&format!("{}/session", driver.url))
-            .send_json(caps)
-            .unwrap_or_else(|e| panic!("creating a WebDriver session: {}", describe(e)))
-            .into_json()
-            .unwrap();
+        // tauri-driver listens before the native WebKitWebDriver behind it does; until then a
+        // new session fails at the transport level, so those failures are retried for a while.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let v: Value = loop {
+            match agent
+                .post(&format!("{}/session", driver.url))
+                .send_json(caps.clone())
+            {
+                Ok(r) => break r.into_json().unwrap(),
+                Err(ureq::Error::Transport(t)) if Instant::now() < deadline => {
+                    eprintln!("WebDriver not ready yet ({t}); retrying");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => panic!("creating a WebDriver session: {}", describe(e)),
+            }
+        };
         let id = v["value"]["sessionId"]
             .as_str()
             .expect("session id")
@@ -224,9 +248,35 @@ impl Session {
         }
     }
 
+    /// Click like a user, waiting (as a person would) until the element can be clicked:
+    /// WebKitWebDriver's own click, or, where it calls a button in a modal dialog "not
+    /// interactable", a click dispatched after checking that the element is what a user would
+    /// hit at its centre (visible, enabled, on top). A freshly opened dialog takes a moment
+    /// before it receives clicks under a virtual display.
     pub fn click(&self, e: &Element) {
-        self.post(&format!("/element/{}/click", e.id), json!({}))
-            .expect("click");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let err = match self.post(&format!("/element/{}/click", e.id), json!({})) {
+                Ok(_) => return,
+                Err(err) => err,
+            };
+            let hit = if err.contains("element not interactable") {
+                self.post(
+                    "/execute/sync",
+                    json!({"script": CLICK_IF_ON_TOP, "args": [{ELEMENT_KEY: e.id}]}),
+                )
+            } else {
+                Err(String::new())
+            };
+            if hit.as_ref().ok().and_then(Value::as_str) == Some("clicked") {
+                return;
+            }
+            if hit.is_err() || Instant::now() > deadline {
+                let banner = self.failure_context();
+                panic!("click: {err}; at its centre: {hit:?}; error banner: {banner:?}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     pub fn clear(&self, e: &Element) {
