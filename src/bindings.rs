@@ -5,7 +5,9 @@
 
 use ts_rs::{Config, TS};
 
-use crate::backup::{BackupSummary, RestoreReport, RestoreTarget};
+use crate::backup::{
+    BackupSummary, PruneDecision, RestoreReport, RestoreTarget, VerifyReport, VerifyTier,
+};
 use crate::conn::spec::{ConnectionInput, SslMode};
 use crate::error::{Error, ErrorCode};
 use crate::jobs::{JobKind, JobProgress, JobStatus};
@@ -16,7 +18,7 @@ use crate::monitor::{
     SignalOutcome, TriggerTime,
 };
 use crate::project::{ProjectInput, ProjectSummary};
-use crate::steward::ConnectionTest;
+use crate::steward::{ConnectionTest, KeyRotation, KitImport, PruneReport};
 
 /// Information about the running app, for the UI.
 #[derive(Debug, Clone, serde::Serialize, TS)]
@@ -66,6 +68,12 @@ pub fn typescript() -> String {
         JobProgress::decl(&cfg),
         RestoreTarget::decl(&cfg),
         RestoreReport::decl(&cfg),
+        VerifyTier::decl(&cfg),
+        VerifyReport::decl(&cfg),
+        PruneDecision::decl(&cfg),
+        PruneReport::decl(&cfg),
+        KeyRotation::decl(&cfg),
+        KitImport::decl(&cfg),
         AppInfo::decl(&cfg),
     ];
     let mut out = String::from("// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p pgsteward --lib bindings`. Do not edit.\n\n");

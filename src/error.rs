@@ -49,6 +49,8 @@ pub enum ErrorCode {
     ConfirmationRequired,
     /// The operation was cancelled.
     Cancelled,
+    /// Another job holds what this one needs (e.g. a backup is running in the same repository).
+    Busy,
     /// Reading or writing local files failed.
     Io,
     /// Anything else; the message says what.
@@ -78,6 +80,7 @@ impl ErrorCode {
             ErrorCode::ConfirmationRequired => "confirmation_required",
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::Io => "io",
+            ErrorCode::Busy => "busy",
             ErrorCode::Internal => "internal",
         }
     }

@@ -13,6 +13,7 @@ use ts_rs::TS;
 pub enum JobKind {
     Backup,
     Restore,
+    Verify,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]

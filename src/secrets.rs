@@ -17,6 +17,8 @@ pub enum SecretKind {
     Password,
     /// The 256-bit key that wraps the data keys of the project's backups.
     BackupKey,
+    /// The key a rotation is moving to, until the rotation completes.
+    BackupKeyNext,
 }
 
 impl SecretKind {
@@ -24,6 +26,7 @@ impl SecretKind {
         match self {
             SecretKind::Password => "password",
             SecretKind::BackupKey => "backup-key",
+            SecretKind::BackupKeyNext => "backup-key-next",
         }
     }
 }
@@ -93,36 +96,54 @@ impl Secrets {
         self.get("__probe__", SecretKind::Password).map(|_| ())
     }
 
-    /// The project's backup key, created on first use.
-    pub fn backup_key(&self, project: &str) -> Result<Zeroizing<[u8; 32]>> {
-        if let Some(text) = self.get(project, SecretKind::BackupKey)? {
-            let bytes = base64::engine::general_purpose::STANDARD
+    /// A stored 256-bit key, or `None` when there is none.
+    pub fn key(&self, project: &str, kind: SecretKind) -> Result<Option<Zeroizing<[u8; 32]>>> {
+        let Some(text) = self.get(project, kind)? else {
+            return Ok(None);
+        };
+        let bytes = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
                 .decode(text.as_bytes())
                 .map_err(|_| {
                     Error::new(
                         ErrorCode::WrongKey,
                         "The backup key in the keyring is not valid base64.",
                     )
-                })?;
-            let key: [u8; 32] = bytes.try_into().map_err(|_| {
-                Error::new(
-                    ErrorCode::WrongKey,
-                    "The backup key in the keyring is not 256 bits long.",
-                )
-            })?;
-            return Ok(Zeroizing::new(key));
+                })?,
+        );
+        if bytes.len() != 32 {
+            return Err(Error::new(
+                ErrorCode::WrongKey,
+                "The backup key in the keyring is not 256 bits long.",
+            ));
+        }
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&bytes);
+        Ok(Some(key))
+    }
+
+    /// Store a 256-bit key and read it back: a keyring that silently drops writes must not
+    /// yield backups nobody can read.
+    pub fn set_key(&self, project: &str, kind: SecretKind, key: &[u8; 32]) -> Result<()> {
+        let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key));
+        self.set(project, kind, &text)?;
+        match self.get(project, kind)? {
+            Some(t) if *t == *text => Ok(()),
+            _ => Err(Error::new(
+                ErrorCode::KeyringUnavailable,
+                "The keyring accepted the backup key but did not return it; refusing to use a key that could be lost.",
+            )),
+        }
+    }
+
+    /// The project's backup key, created on first use.
+    pub fn backup_key(&self, project: &str) -> Result<Zeroizing<[u8; 32]>> {
+        if let Some(key) = self.key(project, SecretKind::BackupKey)? {
+            return Ok(key);
         }
         let mut key = Zeroizing::new([0u8; 32]);
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, key.as_mut());
-        let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.as_ref()));
-        self.set(project, SecretKind::BackupKey, &text)?;
-        // Read it back: a keyring that silently drops writes must not yield unreadable backups.
-        match self.get(project, SecretKind::BackupKey)? {
-        Some(t) if *t == *text => Ok(key),
-        _ => Err(Error::new(
-            ErrorCode::KeyringUnavailable,
-            "The keyring accepted the new backup key but did not return it; refusing to back up with a key that could be lost.",
-        )),
-    }
+        self.set_key(project, SecretKind::BackupKey, &key)?;
+        Ok(key)
     }
 }

@@ -32,6 +32,9 @@ use crate::project::{Project, ProjectInput, ProjectStore, ProjectSummary};
 use crate::secrets::{SecretKind, Secrets};
 use crate::sql;
 
+mod upkeep;
+pub use upkeep::{KeyRotation, KitImport, PruneReport};
+
 /// Result of testing a connection.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct ConnectionTest {
@@ -205,6 +208,7 @@ impl Steward {
         self.secrets.delete(name, SecretKind::Password)?;
         if delete_backups {
             self.secrets.delete(name, SecretKind::BackupKey)?;
+            self.secrets.delete(name, SecretKind::BackupKeyNext)?;
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)
                     .map_err(|e| Error::io("deleting the project's backups", e))?;
@@ -397,7 +401,7 @@ impl Steward {
         if storage.list()?.is_empty() {
             return Ok(vec![]);
         }
-        let kek = self.secrets.backup_key(name)?;
+        let kek = self.settled_backup_key(name)?;
         let (ok, bad) = repo::list(&storage, &kek)?;
         for (id, e) in bad {
             tracing::warn!(backup = %id, error = %e, "backup manifest is not usable");
@@ -438,8 +442,10 @@ impl Steward {
         let project = self.store.get(name)?;
         let mut rep = Reporter::new(JobKind::Backup, name, sink);
         let result = async {
-            // The key is checked before any byte is written.
-            let kek = self.secrets.backup_key(name)?;
+            let lock = self.repo_lock(name)?;
+            // The key is checked against the repository before any byte is written.
+            let kek = self.settled_backup_key(name)?;
+            repo::ensure_keycheck(&self.storage(name)?, name, &kek)?;
             let pool = self.pool(name)?;
             let (version, num, db) = self.server_version(&pool).await?;
             let pg_dump = self.client_tool(&project, "pg_dump", (num / 10000) as u32)?;
@@ -463,6 +469,7 @@ impl Steward {
                     },
                 };
                 let m = logical::create(plan, &mut rep, &cancel);
+                drop(lock);
                 (m, rep)
             })
             .await
@@ -496,19 +503,14 @@ impl Steward {
     ) -> Result<RestoreReport> {
         let project = self.store.get(name)?;
         let storage = self.storage(name)?;
-        let kek = self.secrets.backup_key(name)?;
-        let manifest_bytes = storage
-            .get(&format!("{backup_id}/{}", repo::MANIFEST))
-            .ok()
-            .flatten()
-            .filter(|_| !backup_id.contains('/') && !backup_id.is_empty())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorCode::BackupNotFound,
-                    format!("Project \"{name}\" has no backup {backup_id}."),
-                )
-            })?;
-        let manifest = repo::Manifest::decode(&manifest_bytes, &kek, backup_id)?;
+        let kek = self.settled_backup_key(name)?;
+        let manifest = repo::load(&storage, &kek, backup_id).map_err(|e| match e.code {
+            ErrorCode::BackupNotFound => Error::new(
+                ErrorCode::BackupNotFound,
+                format!("Project \"{name}\" has no backup {backup_id}."),
+            ),
+            _ => e,
+        })?;
         let pool = self.pool(name)?;
         let (_, num, current_db) = self.server_version(&pool).await?;
         let (target_db, clean) = match target {
@@ -560,6 +562,15 @@ impl Steward {
             rep.finish(JobStatus::Failed, Some(e.message.clone()));
             return Err(e);
         }
+        let _ = self.check_log(name)?.record(&crate::backup::VerifyReport {
+            backup_id: backup_id.to_string(),
+            tier: crate::backup::VerifyTier::Full,
+            ok: true,
+            message: "every byte authenticated before restoring".into(),
+            bytes_read: manifest.objects.iter().map(|o| o.stored_bytes).sum(),
+            duration_ms: rep.elapsed_ms(),
+            verified_at: chrono::Utc::now().to_rfc3339(),
+        });
 
         // 2. Create the new database if asked; drop it again if the restore fails.
         let created = if !clean {

@@ -262,7 +262,7 @@ fn open_plaintext<'a>(
     zstd::stream::read::Decoder::new(reader).map_err(|e| map_read_err(&manifest.backup_id, e))
 }
 
-fn unwrap_dek(manifest: &Manifest, kek: &[u8; 32]) -> Result<crypto::DataKey> {
+pub(crate) fn unwrap_dek(manifest: &Manifest, kek: &[u8; 32]) -> Result<crypto::DataKey> {
     let wrapped = base64::engine::general_purpose::STANDARD
         .decode(&manifest.wrapped_key)
         .map_err(|_| corrupt(&manifest.backup_id, "the wrapped data key is not readable"))?;

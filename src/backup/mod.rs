@@ -3,14 +3,20 @@
 //! Stages are kept apart (source → codec → crypto → storage) so the backup platform can add
 //! S3, physical backups and WAL archiving without reshaping the path.
 
+pub mod checks;
 pub mod crypto;
+pub mod kit;
 pub mod logical;
 pub mod repo;
+pub mod retention;
+pub mod verify;
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 pub use repo::{BackupSummary, LocalStorage, Manifest, Storage};
+pub use retention::{PruneDecision, RetentionPolicy};
+pub use verify::{VerifyReport, VerifyTier};
 
 /// Where a restore goes.
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]

@@ -15,6 +15,8 @@ use super::crypto;
 use crate::error::{Error, ErrorCode, Result};
 
 pub const MANIFEST: &str = "manifest.json";
+/// Object at the repository's root that proves which project key the repository belongs to.
+pub const KEYCHECK: &str = "keycheck.json";
 pub const FORMAT_VERSION: u32 = 1;
 
 /// Where a repository keeps its objects. Local folders now; object stores (S3) plug in here.
@@ -27,6 +29,10 @@ pub trait Storage: Send + Sync {
     /// Top-level names (backup ids).
     fn list(&self) -> Result<Vec<String>>;
     fn delete_prefix(&self, prefix: &str) -> Result<()>;
+    /// Size of an object, `None` when it does not exist.
+    fn size(&self, key: &str) -> Result<Option<u64>>;
+    /// `len` bytes of an object from `offset` (fewer at its end).
+    fn read_at(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
     /// Human description of where things are.
     fn describe(&self) -> String;
 }
@@ -124,6 +130,27 @@ impl Storage for LocalStorage {
         }
     }
 
+    fn size(&self, key: &str) -> Result<Option<u64>> {
+        match fs::metadata(self.path(key)?) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("reading a backup object's size", e)),
+        }
+    }
+
+    fn read_at(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        use std::io::{Seek, SeekFrom};
+        let mut f =
+            fs::File::open(self.path(key)?).map_err(|e| Error::io("opening a backup object", e))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::io("reading a backup object", e))?;
+        let mut buf = Vec::with_capacity(len);
+        f.take(len as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io("reading a backup object", e))?;
+        Ok(buf)
+    }
+
     fn describe(&self) -> String {
         self.root.display().to_string()
     }
@@ -218,6 +245,27 @@ impl Manifest {
         serde_json::to_vec_pretty(&ManifestFile { body, mac }).expect("serializable")
     }
 
+    /// The same manifest with its data key wrapped by `new_kek` instead of `old_kek`; the backup's
+    /// objects are untouched (they are sealed with the data key, which does not change).
+    pub fn rewrap(&self, old_kek: &[u8; 32], new_kek: &[u8; 32]) -> Result<Manifest> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let wrapped = b64.decode(&self.wrapped_key).map_err(|_| {
+            Error::new(
+                ErrorCode::BackupCorrupt,
+                format!(
+                    "Backup {}: the wrapped data key is not readable",
+                    self.backup_id
+                ),
+            )
+        })?;
+        let dek = crypto::unwrap_key(old_kek, &wrapped, &self.wrap_aad())?;
+        let mut m = self.clone();
+        m.kek_id = crypto::key_id(new_kek);
+        m.wrapped_key = b64.encode(crypto::wrap_key(new_kek, &dek, &m.wrap_aad()));
+        Ok(m)
+    }
+
     /// Parse and authenticate a manifest. A manifest made with another key is `wrong_key`;
     /// one that fails its MAC with the right key is `backup_corrupt`.
     pub fn decode(bytes: &[u8], kek: &[u8; 32], expected_id: &str) -> Result<Manifest> {
@@ -283,4 +331,95 @@ pub fn list(storage: &dyn Storage, kek: &[u8; 32]) -> Result<Listing> {
             .then(b.backup_id.cmp(&a.backup_id))
     });
     Ok((ok, bad))
+}
+
+/// Ids of backups that have objects but no manifest: interrupted, or still being written.
+pub fn incomplete(storage: &dyn Storage) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for id in storage.list()? {
+        if storage.get(&format!("{id}/{MANIFEST}"))?.is_none() {
+            out.push(id);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Read and authenticate one backup's manifest; `backup_not_found` when it has none.
+pub fn load(storage: &dyn Storage, kek: &[u8; 32], backup_id: &str) -> Result<Manifest> {
+    let not_found = || {
+        Error::new(
+            ErrorCode::BackupNotFound,
+            format!("There is no backup {backup_id}."),
+        )
+    };
+    if backup_id.is_empty() || backup_id.contains('/') || backup_id.starts_with('.') {
+        return Err(not_found());
+    }
+    let bytes = storage
+        .get(&format!("{backup_id}/{MANIFEST}"))?
+        .ok_or_else(not_found)?;
+    Manifest::decode(&bytes, kek, backup_id)
+}
+
+/// The key-check record: the key id and a MAC under the project key. Every backup and rotation
+/// checks it before writing a byte, so a project whose keyring lost its key (and made a fresh
+/// one) refuses to mix backups under two keys instead of quietly starting a second family.
+#[derive(Serialize, Deserialize)]
+struct KeyCheck {
+    repository: String,
+    kek_id: String,
+    mac: String,
+}
+
+fn keycheck_body(repository: &str, kek_id: &str) -> String {
+    format!("pgsteward key check v1\0{repository}\0{kek_id}")
+}
+
+/// Write the key-check record for `kek` (first backup, or the end of a rotation).
+pub fn write_keycheck(storage: &dyn Storage, repository: &str, kek: &[u8; 32]) -> Result<()> {
+    let kek_id = crypto::key_id(kek);
+    let rec = KeyCheck {
+        repository: repository.to_string(),
+        mac: crypto::manifest_mac(kek, keycheck_body(repository, &kek_id).as_bytes()),
+        kek_id,
+    };
+    storage.put_atomic(
+        KEYCHECK,
+        &serde_json::to_vec_pretty(&rec).expect("serializable"),
+    )
+}
+
+/// Check that `kek` opens the repository's key-check record; write the record when the
+/// repository has none yet. `wrong_key` otherwise, naming both key ids.
+pub fn ensure_keycheck(storage: &dyn Storage, repository: &str, kek: &[u8; 32]) -> Result<()> {
+    let Some(bytes) = storage.get(KEYCHECK)? else {
+        return write_keycheck(storage, repository, kek);
+    };
+    let rec: KeyCheck = serde_json::from_slice(&bytes).map_err(|_| {
+        Error::new(
+            ErrorCode::BackupCorrupt,
+            "The repository's key-check record is not readable.",
+        )
+    })?;
+    let id = crypto::key_id(kek);
+    if rec.kek_id != id {
+        return Err(Error::new(
+            ErrorCode::WrongKey,
+            format!(
+                "This repository belongs to backup key {} but the keyring holds key {id}. Nothing was written. \
+                 Import the project's recovery kit (pgsteward key import-kit) to restore the right key.",
+                rec.kek_id
+            ),
+        ));
+    }
+    if rec.repository != repository
+        || !crypto::manifest_mac_ok(kek, keycheck_body(repository, &id).as_bytes(), &rec.mac)
+    {
+        return Err(Error::new(
+            ErrorCode::BackupCorrupt,
+            "The repository's key-check record fails authentication (it was altered or copied from another repository).",
+        ));
+    }
+    Ok(())
 }

@@ -1,6 +1,6 @@
 // Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p pgsteward --lib bindings`. Do not edit.
 
-export type ErrorCode = "invalid_connection" | "invalid_input" | "project_not_found" | "project_exists" | "auth_failed" | "permission_denied" | "connect_failed" | "circuit_open" | "pool_timeout" | "query_failed" | "keyring_unavailable" | "secret_missing" | "backup_corrupt" | "backup_not_found" | "wrong_key" | "tool_missing" | "tool_failed" | "confirmation_required" | "cancelled" | "io" | "internal";
+export type ErrorCode = "invalid_connection" | "invalid_input" | "project_not_found" | "project_exists" | "auth_failed" | "permission_denied" | "connect_failed" | "circuit_open" | "pool_timeout" | "query_failed" | "keyring_unavailable" | "secret_missing" | "backup_corrupt" | "backup_not_found" | "wrong_key" | "tool_missing" | "tool_failed" | "confirmation_required" | "cancelled" | "busy" | "io" | "internal";
 export type Error = { code: ErrorCode, message: string, 
 /**
  * SQLSTATE reported by the server, when there was one.
@@ -276,7 +276,7 @@ database: string, server_version: string,
  */
 status: HealthStatus, checks: Array<HealthCheck>, checked_at: string, };
 export type BackupSummary = { id: string, project: string, database: string, created_at: string, finished_at: string, server_version: string, plaintext_bytes: number, stored_bytes: number, duration_ms: number, };
-export type JobKind = "backup" | "restore";
+export type JobKind = "backup" | "restore" | "verify";
 export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 export type JobProgress = { job_id: string, kind: JobKind, project: string, status: JobStatus, 
 /**
@@ -285,6 +285,48 @@ export type JobProgress = { job_id: string, kind: JobKind, project: string, stat
 phase: string, bytes: number, rate_bytes_per_sec: number, elapsed_ms: number, message: string | null, };
 export type RestoreTarget = { "kind": "new_database", name: string, } | { "kind": "same_database", confirm: string, };
 export type RestoreReport = { backup_id: string, database: string, bytes: number, duration_ms: number, };
+export type VerifyTier = "quick" | "sampled" | "full";
+export type VerifyReport = { backup_id: string, tier: VerifyTier, ok: boolean, 
+/**
+ * What was found wrong, or what was checked.
+ */
+message: string, 
+/**
+ * Stored bytes read to check.
+ */
+bytes_read: number, duration_ms: number, verified_at: string, };
+export type PruneDecision = { backup_id: string, created_at: string, delete: boolean, 
+/**
+ * Why it is kept or let go.
+ */
+reason: string, };
+export type PruneReport = { dry_run: boolean, decisions: Array<PruneDecision>, 
+/**
+ * Backups deleted (none on a dry run).
+ */
+deleted: Array<string>, 
+/**
+ * Interrupted backups (objects without a manifest) removed.
+ */
+incomplete_removed: Array<string>, 
+/**
+ * Backups whose manifests could not be read: never deleted automatically.
+ */
+unreadable: Array<string>, };
+export type KeyRotation = { old_key_id: string, new_key_id: string, 
+/**
+ * Backups whose data key was re-wrapped (their objects are untouched).
+ */
+rewrapped: number, };
+export type KitImport = { key_id: string, 
+/**
+ * False when the keyring already held this very key.
+ */
+changed: boolean, 
+/**
+ * Backups the imported key opens.
+ */
+backups_readable: number, };
 export type AppInfo = { version: string, data_dir: string, 
 /**
  * Start the sandbox without asking when there is no project.

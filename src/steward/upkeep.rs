@@ -1,0 +1,317 @@
+//! Keeping a project's backup repository healthy: verify in tiers, retention and garbage
+//! collection, key rotation, and recovery kits. Every flow that writes to the repository holds
+//! the project's repository lock, so a backup, a prune and a rotation never interleave (between
+//! the GUI and the CLI too).
+
+use std::fs::File;
+
+use fs2::FileExt;
+use serde::Serialize;
+use ts_rs::TS;
+use zeroize::Zeroizing;
+
+use super::Steward;
+use crate::backup::checks::CheckLog;
+use crate::backup::kit::{self, RecoveryKit};
+use crate::backup::retention::{self, Candidate, PruneDecision, RetentionPolicy};
+use crate::backup::verify::{self, VerifyReport, VerifyTier};
+use crate::backup::{repo, Manifest, Storage};
+use crate::error::{Error, ErrorCode, Result};
+use crate::jobs::{JobKind, JobStatus, ProgressSink, Reporter};
+use crate::secrets::SecretKind;
+
+/// What a prune did (or would do, on a dry run).
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct PruneReport {
+    pub dry_run: bool,
+    pub decisions: Vec<PruneDecision>,
+    /// Backups deleted (none on a dry run).
+    pub deleted: Vec<String>,
+    /// Interrupted backups (objects without a manifest) removed.
+    pub incomplete_removed: Vec<String>,
+    /// Backups whose manifests could not be read: never deleted automatically.
+    pub unreadable: Vec<String>,
+}
+
+/// Outcome of a key rotation.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct KeyRotation {
+    pub old_key_id: String,
+    pub new_key_id: String,
+    /// Backups whose data key was re-wrapped (their objects are untouched).
+    pub rewrapped: usize,
+}
+
+/// Outcome of importing a recovery kit.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct KitImport {
+    pub key_id: String,
+    /// False when the keyring already held this very key.
+    pub changed: bool,
+    /// Backups the imported key opens.
+    pub backups_readable: usize,
+}
+
+/// Exclusive hold on a project's backup repository; released on drop.
+pub(crate) struct RepoLock(#[allow(dead_code)] File);
+
+impl Steward {
+    pub(crate) fn repo_lock(&self, name: &str) -> Result<RepoLock> {
+        let dir = self.store.project_dir(name)?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating the project folder", e))?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("backup.lock"))
+            .map_err(|e| Error::io("locking the backup repository", e))?;
+        f.try_lock_exclusive().map_err(|_| {
+            Error::new(
+                ErrorCode::Busy,
+                format!(
+                    "Another job (a backup, prune or key rotation of project \"{name}\") is using its backup repository; try again when it ends."
+                ),
+            )
+        })?;
+        Ok(RepoLock(f))
+    }
+
+    pub(crate) fn check_log(&self, name: &str) -> Result<CheckLog> {
+        Ok(CheckLog::new(&self.store.project_dir(name)?))
+    }
+
+    /// The project's current backup key, finishing a rotation an earlier run left half done.
+    pub(crate) fn settled_backup_key(&self, name: &str) -> Result<Zeroizing<[u8; 32]>> {
+        if self.secrets.get(name, SecretKind::BackupKeyNext)?.is_some() {
+            let _lock = self.repo_lock(name)?;
+            self.rotate_locked(name)?;
+        }
+        self.secrets.backup_key(name)
+    }
+
+    /// Verify one backup, or all of them, at the given tier; each outcome is recorded.
+    pub async fn backup_verify(
+        &self,
+        name: &str,
+        backup_id: Option<&str>,
+        tier: VerifyTier,
+        fraction: f64,
+        sink: ProgressSink,
+    ) -> Result<Vec<VerifyReport>> {
+        self.store.get(name)?;
+        let kek = self.settled_backup_key(name)?;
+        let storage = self.storage(name)?;
+        let log = self.check_log(name)?;
+        let manifests = match backup_id {
+            Some(id) => vec![repo::load(&storage, &kek, id)?],
+            None => repo::list(&storage, &kek)?.0,
+        };
+        let mut rep = Reporter::new(JobKind::Verify, name, sink);
+        let job = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for m in &manifests {
+                match verify::verify(&storage, &kek, m, tier, fraction, &mut rep) {
+                    Ok(r) => {
+                        log.record(&r)?;
+                        out.push(r);
+                    }
+                    Err(e) => {
+                        rep.fail(&e);
+                        return Err(e);
+                    }
+                }
+            }
+            let bad = out.iter().filter(|r| !r.ok).count();
+            rep.finish(
+                if bad == 0 {
+                    JobStatus::Succeeded
+                } else {
+                    JobStatus::Failed
+                },
+                Some(format!("{} verified, {bad} damaged", out.len() - bad)),
+            );
+            Ok(out)
+        });
+        job.await
+            .map_err(|e| Error::internal(format!("verify task: {e}")))?
+    }
+
+    /// Apply a retention policy (or show what it would do with `dry_run`), and remove
+    /// interrupted backups.
+    pub fn backup_prune(
+        &self,
+        name: &str,
+        policy: &RetentionPolicy,
+        dry_run: bool,
+    ) -> Result<PruneReport> {
+        policy.check()?;
+        self.store.get(name)?;
+        let kek = self.settled_backup_key(name)?;
+        let _lock = self.repo_lock(name)?;
+        let storage = self.storage(name)?;
+        let log = self.check_log(name)?;
+        let (ok, bad) = repo::list(&storage, &kek)?;
+        let mut candidates = Vec::new();
+        for m in &ok {
+            candidates.push(Candidate {
+                id: m.backup_id.clone(),
+                created_at: chrono::DateTime::parse_from_rfc3339(&m.created_at)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|_| {
+                        Error::new(
+                            ErrorCode::BackupCorrupt,
+                            format!("Backup {} has an unreadable date", m.backup_id),
+                        )
+                    })?,
+                verified: log.fully_verified(&m.backup_id)?,
+            });
+        }
+        let decisions = retention::plan(&candidates, policy, chrono::Utc::now());
+        let incomplete = repo::incomplete(&storage)?;
+        let mut deleted = Vec::new();
+        let mut incomplete_removed = Vec::new();
+        if !dry_run {
+            for d in decisions.iter().filter(|d| d.delete) {
+                // The manifest goes first: from then on the backup is not listed anywhere.
+                storage.delete_prefix(&d.backup_id)?;
+                deleted.push(d.backup_id.clone());
+            }
+            for id in &incomplete {
+                storage.delete_prefix(id)?;
+                incomplete_removed.push(id.clone());
+            }
+            log.forget(&deleted)?;
+        }
+        Ok(PruneReport {
+            dry_run,
+            decisions,
+            deleted,
+            incomplete_removed: if dry_run {
+                incomplete
+            } else {
+                incomplete_removed
+            },
+            unreadable: bad.into_iter().map(|(id, _)| id).collect(),
+        })
+    }
+
+    /// Replace the project's backup key: every backup's data key is re-wrapped under a new
+    /// key; no backup data is re-encrypted. Safe to interrupt: the next use finishes it.
+    pub fn key_rotate(&self, name: &str) -> Result<KeyRotation> {
+        self.store.get(name)?;
+        let _lock = self.repo_lock(name)?;
+        if self.secrets.get(name, SecretKind::BackupKeyNext)?.is_none() {
+            let storage = self.storage(name)?;
+            let old = self.secrets.backup_key(name)?;
+            repo::ensure_keycheck(&storage, name, &old)?;
+            let new = crate::backup::crypto::random_key();
+            self.secrets
+                .set_key(name, SecretKind::BackupKeyNext, &new)?;
+        }
+        self.rotate_locked(name)
+    }
+
+    /// Move every manifest from the current key to the pending one, then swap them.
+    fn rotate_locked(&self, name: &str) -> Result<KeyRotation> {
+        use crate::backup::crypto::key_id;
+        let storage = self.storage(name)?;
+        let old = self.secrets.backup_key(name)?;
+        let new = self
+            .secrets
+            .key(name, SecretKind::BackupKeyNext)?
+            .ok_or_else(|| Error::internal("no rotation is pending"))?;
+        // The repository must belong to one of the two keys.
+        if repo::ensure_keycheck(&storage, name, &new).is_err() {
+            repo::ensure_keycheck(&storage, name, &old)?;
+        }
+        let mut rewrapped = 0;
+        for id in storage.list()? {
+            let Some(bytes) = storage.get(&format!("{id}/{}", repo::MANIFEST))? else {
+                continue;
+            };
+            match Manifest::decode(&bytes, &old, &id) {
+                Ok(m) => {
+                    let m2 = m.rewrap(&old, &new)?;
+                    storage.put_atomic(&format!("{id}/{}", repo::MANIFEST), &m2.encode(&new))?;
+                    rewrapped += 1;
+                }
+                Err(e) if e.code == ErrorCode::WrongKey => {
+                    // Already moved by an interrupted run, or not ours: it must open with the new key.
+                    Manifest::decode(&bytes, &new, &id)?;
+                }
+                Err(e) => {
+                    tracing::warn!(backup = %id, error = %e, "manifest left as it is during key rotation");
+                }
+            }
+        }
+        repo::write_keycheck(&storage, name, &new)?;
+        self.secrets.set_key(name, SecretKind::BackupKey, &new)?;
+        self.secrets.delete(name, SecretKind::BackupKeyNext)?;
+        Ok(KeyRotation {
+            old_key_id: key_id(&old),
+            new_key_id: key_id(&new),
+            rewrapped,
+        })
+    }
+
+    /// The project's backup key sealed under `passphrase`, to keep somewhere safe.
+    pub fn key_export_kit(&self, name: &str, passphrase: &str) -> Result<RecoveryKit> {
+        self.store.get(name)?;
+        let kek = self.settled_backup_key(name)?;
+        kit::export(&kek, name, name, passphrase)
+    }
+
+    /// Put the key from a recovery kit into the keyring. Replacing a different key that still
+    /// opens this project's repository needs `replace`.
+    pub fn key_import_kit(
+        &self,
+        name: &str,
+        kit_file: &RecoveryKit,
+        passphrase: &str,
+        replace: bool,
+    ) -> Result<KitImport> {
+        self.store.get(name)?;
+        if kit_file.repository != name {
+            return Err(Error::invalid_input(format!(
+                "This recovery kit belongs to project \"{}\"; its backups are bound to that name. Import it into a project of that name.",
+                kit_file.repository
+            )));
+        }
+        let key = kit::open(kit_file, passphrase)?;
+        let _lock = self.repo_lock(name)?;
+        let storage = self.storage(name)?;
+        let current = self.secrets.key(name, SecretKind::BackupKey)?;
+        let changed = match &current {
+            Some(cur) if **cur == *key => false,
+            Some(cur) => {
+                let current_opens_repo = storage.get(repo::KEYCHECK)?.is_some()
+                    && repo::ensure_keycheck(&storage, name, cur).is_ok();
+                if current_opens_repo && !replace {
+                    return Err(Error::new(
+                        ErrorCode::ConfirmationRequired,
+                        format!(
+                            "Project \"{name}\" already has a backup key that opens its repository (key {}). \
+                             Importing would replace it; confirm with --replace.",
+                            crate::backup::crypto::key_id(cur)
+                        ),
+                    ));
+                }
+                true
+            }
+            None => true,
+        };
+        if storage.get(repo::KEYCHECK)?.is_some() {
+            repo::ensure_keycheck(&storage, name, &key)?;
+        }
+        if changed {
+            self.secrets.set_key(name, SecretKind::BackupKey, &key)?;
+            self.secrets.delete(name, SecretKind::BackupKeyNext)?;
+        }
+        let backups_readable = repo::list(&storage, &key)?.0.len();
+        Ok(KitImport {
+            key_id: kit_file.key_id.clone(),
+            changed,
+            backups_readable,
+        })
+    }
+}
