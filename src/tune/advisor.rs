@@ -280,7 +280,8 @@ pub fn advise(
         });
     }
 
-    if ev.max_connections > 0 && ev.connections as f64 >= CONNECTIONS_NEAR * ev.max_connections as f64
+    if ev.max_connections > 0
+        && ev.connections as f64 >= CONNECTIONS_NEAR * ev.max_connections as f64
     {
         out.push(Finding {
             setting: None,
@@ -348,15 +349,16 @@ pub fn advise(
         }
     }
     let lamd = ms_of(current(settings, "log_autovacuum_min_duration"));
-    if lamd.is_some_and(|v| v < 0 || v > 10_000) {
+    if lamd.is_some_and(|v| !(0..=10_000).contains(&v)) {
         out.push(Finding {
             setting: Some("log_autovacuum_min_duration"),
             title: "Log autovacuum runs",
             group: Group::Logging,
             value: Some(TuneValue::Ms(10_000)),
             at_least: false,
-            evidence: "Autovacuum runs shorter than the current threshold leave no trace in the log."
-                .into(),
+            evidence:
+                "Autovacuum runs shorter than the current threshold leave no trace in the log."
+                    .into(),
             expected_effect: "Autovacuum runs over 10 s are logged with what they removed.".into(),
             confidence: Confidence::Medium,
         });
@@ -418,8 +420,18 @@ mod tests {
             s("log_checkpoints", "on", None, "bool"),
             s("log_lock_waits", "off", None, "bool"),
             s("track_io_timing", "off", None, "bool"),
-            s("log_autovacuum_min_duration", "600000", Some("ms"), "integer"),
-            s("idle_in_transaction_session_timeout", "0", Some("ms"), "integer"),
+            s(
+                "log_autovacuum_min_duration",
+                "600000",
+                Some("ms"),
+                "integer",
+            ),
+            s(
+                "idle_in_transaction_session_timeout",
+                "0",
+                Some("ms"),
+                "integer",
+            ),
             s("statement_timeout", "0", Some("ms"), "integer"),
         ]
         .into_iter()
@@ -476,11 +488,17 @@ mod tests {
         };
         let f = advise(&ev, &defaults(), 250);
         let cache = find(&f, "Cache hit").unwrap();
-        assert!(cache.evidence.starts_with("80.0 % of 100000"), "{}", cache.evidence);
+        assert!(
+            cache.evidence.starts_with("80.0 % of 100000"),
+            "{}",
+            cache.evidence
+        );
         let temp = find(&f, "temporary").unwrap();
         assert_eq!(temp.value, Some(TuneValue::Kb(8192)));
         assert!(temp.evidence.contains("12 temporary files (50MB)"));
-        assert!(temp.evidence.contains("[40MB in 4 calls] SELECT * FROM big ORDER BY x;"));
+        assert!(temp
+            .evidence
+            .contains("[40MB in 4 calls] SELECT * FROM big ORDER BY x;"));
         assert_eq!(temp.confidence, Confidence::High);
         let ckpt = find(&f, "checkpoints").unwrap();
         assert_eq!(ckpt.value, Some(TuneValue::Kb(2 * 1048576)));
@@ -488,10 +506,7 @@ mod tests {
         let pool = find(&f, "pooler").unwrap();
         assert_eq!(pool.setting, None);
         assert!(pool.evidence.contains("90 of 100"));
-        assert_eq!(
-            find(&f, "slow").unwrap().value,
-            Some(TuneValue::Ms(250))
-        );
+        assert_eq!(find(&f, "slow").unwrap().value, Some(TuneValue::Ms(250)));
     }
 
     #[test]

@@ -145,6 +145,22 @@ pub async fn check_privilege(conn: &mut PooledConn, major: u32, names: &[String]
     } else {
         names.to_vec()
     };
+    let can_reload: bool = sqlx::query_scalar(sql!(
+        "SELECT has_function_privilege('pg_reload_conf()', 'EXECUTE')"
+    ))
+    .fetch_one(&mut **conn)
+    .await?;
+    if missing.is_empty() && !can_reload {
+        return Err(Error::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "Role \"{role}\" may change these settings but not reload the configuration: that needs EXECUTE on pg_reload_conf() \
+                 (as a superuser: GRANT EXECUTE ON FUNCTION pg_reload_conf() TO {}). Nothing was changed. \
+                 To apply by hand, take the SQL script or the postgresql.conf snippet (pgsteward tune PROJECT --script).",
+                quote_ident(&role)?
+            ),
+        ));
+    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -245,10 +261,7 @@ async fn read_back(
         .collect())
 }
 
-fn validate(
-    changes: &[SettingChange],
-    settings: &HashMap<String, ServerSetting>,
-) -> Result<()> {
+fn validate(changes: &[SettingChange], settings: &HashMap<String, ServerSetting>) -> Result<()> {
     if changes.is_empty() {
         return Err(Error::invalid_input(
             "Nothing to apply: no recommendation differs from the current value (or none was chosen).",
@@ -390,10 +403,7 @@ pub async fn rollback(
             .map(|c| {
                 (
                     c.name.clone(),
-                    before
-                        .get(&c.name)
-                        .map(|s| s.human())
-                        .unwrap_or_default(),
+                    before.get(&c.name).map(|s| s.human()).unwrap_or_default(),
                     restore_value(c),
                 )
             })

@@ -35,7 +35,10 @@ pub fn memory_budget_svg(b: &MemoryBudget) -> String {
     svg
 }
 
-fn draw(root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, b: &MemoryBudget) -> Option<()> {
+fn draw(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    b: &MemoryBudget,
+) -> Option<()> {
     root.fill(&WHITE).ok()?;
     let ram = b.ram_kb as f64 / 1_048_576.0;
     let rows = [("after", values(&b.after)), ("now", values(&b.now))];
@@ -81,9 +84,9 @@ fn draw(root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, b: &MemoryBu
                 )))
                 .ok()?;
             if row == 0 {
-                series
-                    .label(*label)
-                    .legend(move |(lx, ly)| Rectangle::new([(lx, ly - 5), (lx + 10, ly + 5)], color.filled()));
+                series.label(*label).legend(move |(lx, ly)| {
+                    Rectangle::new([(lx, ly - 5), (lx + 10, ly + 5)], color.filled())
+                });
             }
             x += w;
         }
@@ -96,7 +99,10 @@ fn draw(root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, b: &MemoryBu
         .ok()?
         .label(format!("RAM {ram:.1} GB"))
         .legend(|(lx, ly)| {
-            PathElement::new(vec![(lx, ly), (lx + 10, ly)], RGBColor(220, 38, 38).stroke_width(2))
+            PathElement::new(
+                vec![(lx, ly), (lx + 10, ly)],
+                RGBColor(220, 38, 38).stroke_width(2),
+            )
         });
     chart
         .configure_series_labels()

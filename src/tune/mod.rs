@@ -73,7 +73,10 @@ impl Group {
     /// The group a setting belongs to.
     pub fn of(setting: &str) -> Group {
         match setting {
-            "shared_buffers" | "effective_cache_size" | "maintenance_work_mem" | "work_mem"
+            "shared_buffers"
+            | "effective_cache_size"
+            | "maintenance_work_mem"
+            | "work_mem"
             | "huge_pages" => Group::Memory,
             "max_connections" | "idle_in_transaction_session_timeout" | "statement_timeout" => {
                 Group::Connections

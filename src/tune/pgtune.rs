@@ -42,9 +42,9 @@ impl TuneValue {
 
 /// kB as PGTune prints them: GB when exact, else MB when exact, else kB.
 pub fn fmt_kb(kb: u64) -> String {
-    if kb > 0 && kb % GB == 0 {
+    if kb > 0 && kb.is_multiple_of(GB) {
         format!("{}GB", kb / GB)
-    } else if kb > 0 && kb % MB == 0 {
+    } else if kb > 0 && kb.is_multiple_of(MB) {
         format!("{}MB", kb / MB)
     } else {
         format!("{kb}kB")
@@ -505,7 +505,10 @@ mod tests {
         assert_eq!(baseline(&p16, 17)[3].1, TuneValue::Kb(1048576));
         let p = profile(4, Some(4), Ssd, Web, Some(9999));
         assert_eq!(value(&p, 17, "work_mem"), "4MB");
-        assert_eq!(value(&profile(4, None, Ssd, Web, None), 17, "huge_pages"), "off");
+        assert_eq!(
+            value(&profile(4, None, Ssd, Web, None), 17, "huge_pages"),
+            "off"
+        );
         assert_eq!(value(&p16, 17, "huge_pages"), "try");
         let mut mac = p16.clone();
         mac.os = OsKind::Mac;

@@ -364,9 +364,8 @@ pub fn detect_under(root: &Path, block_device: Option<&str>) -> Detected {
     let rotational = |dev_dir: &Path| -> Option<bool> {
         let direct = std::fs::read_to_string(dev_dir.join("queue/rotational")).ok();
         // A partition has no queue of its own; its parent disk does.
-        let text = direct.or_else(|| {
-            std::fs::read_to_string(dev_dir.join("../queue/rotational")).ok()
-        })?;
+        let text =
+            direct.or_else(|| std::fs::read_to_string(dev_dir.join("../queue/rotational")).ok())?;
         Some(text.trim() == "1")
     };
     let storage = block_device
@@ -388,7 +387,13 @@ pub fn detect_under(root: &Path, block_device: Option<&str>) -> Detected {
             }
             seen
         })
-        .map(|rot| if rot { StorageKind::Hdd } else { StorageKind::Ssd });
+        .map(|rot| {
+            if rot {
+                StorageKind::Hdd
+            } else {
+                StorageKind::Ssd
+            }
+        });
     Detected {
         ram_kb,
         cpus,

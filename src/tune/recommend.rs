@@ -267,7 +267,9 @@ pub fn build(
         if let Some(v) = r.value.take() {
             let (v, why) = clamp(&v, s);
             r.adjustment = why;
-            r.changes = s.value().is_none_or(|cur| !same(&v, &cur, s.unit.as_deref()));
+            r.changes = s
+                .value()
+                .is_none_or(|cur| !same(&v, &cur, s.unit.as_deref()));
             r.recommended = Some(v.literal());
             r.value = Some(v);
         }
@@ -374,7 +376,13 @@ mod tests {
     use crate::tune::advisor::Confidence;
     use crate::tune::profile::{OsKind, ProfileSource};
 
-    fn s(name: &str, setting: &str, unit: Option<&str>, vt: &str, ctx: &str) -> (String, ServerSetting) {
+    fn s(
+        name: &str,
+        setting: &str,
+        unit: Option<&str>,
+        vt: &str,
+        ctx: &str,
+    ) -> (String, ServerSetting) {
         (
             name.into(),
             ServerSetting {
@@ -404,7 +412,13 @@ mod tests {
             source: ProfileSource::Entered,
         };
         let settings: HashMap<_, _> = [
-            s("shared_buffers", "16384", Some("8kB"), "integer", "postmaster"),
+            s(
+                "shared_buffers",
+                "16384",
+                Some("8kB"),
+                "integer",
+                "postmaster",
+            ),
             s("work_mem", "4096", Some("kB"), "integer", "user"),
             s("max_connections", "100", None, "integer", "postmaster"),
             s("max_wal_size", "16384", Some("MB"), "integer", "sighup"),
@@ -438,9 +452,20 @@ mod tests {
         let titles: Vec<_> = groups.iter().map(|g| g.group).collect();
         assert_eq!(
             titles,
-            [Group::Memory, Group::Connections, Group::Wal, Group::Logging]
+            [
+                Group::Memory,
+                Group::Connections,
+                Group::Wal,
+                Group::Logging
+            ]
         );
-        let item = |n: &str| groups.iter().flat_map(|g| &g.items).find(|r| r.name == n).unwrap();
+        let item = |n: &str| {
+            groups
+                .iter()
+                .flat_map(|g| &g.items)
+                .find(|r| r.name == n)
+                .unwrap()
+        };
         let sb = item("shared_buffers");
         assert_eq!(sb.current.as_deref(), Some("128MB"));
         assert_eq!(sb.recommended.as_deref(), Some("2GB"));
@@ -462,7 +487,10 @@ mod tests {
         assert_eq!(b.now.work_mem_total_kb, 4096 * 100);
 
         let (sql, conf) = scripts("p", &groups);
-        assert!(sql.contains("ALTER SYSTEM SET \"shared_buffers\" = '2GB';"), "{sql}");
+        assert!(
+            sql.contains("ALTER SYSTEM SET \"shared_buffers\" = '2GB';"),
+            "{sql}"
+        );
         assert!(sql.contains("SELECT pg_reload_conf();"));
         assert!(sql.contains("-- Restart the server for: shared_buffers"));
         assert!(!sql.contains("max_connections"));
