@@ -50,17 +50,23 @@ impl ServerSetting {
 }
 
 /// Read the named settings (all of them when `names` is empty).
+///
+/// pgsteward's own sessions set statement_timeout and lock_timeout when they connect; for such
+/// client-set rows the value other sessions get is shown instead: the configuration files'
+/// value when readable, else the built-in default.
 pub async fn read(conn: &mut PooledConn, names: &[&str]) -> Result<HashMap<String, ServerSetting>> {
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let rows = sqlx::query(sql!(
-        "SELECT name, setting, unit, vartype, min_val, max_val, enumvals, context, pending_restart
+        "SELECT name, setting, unit, vartype, min_val, max_val, enumvals, context, pending_restart,
+                source, boot_val
            FROM pg_settings
           WHERE cardinality($1::text[]) = 0 OR name = ANY($1::text[])"
     ))
     .bind(&names)
     .fetch_all(&mut **conn)
     .await?;
-    Ok(rows
+    let mut client: Vec<(String, Option<String>)> = Vec::new();
+    let mut out: HashMap<String, ServerSetting> = rows
         .into_iter()
         .map(|r| {
             let s = ServerSetting {
@@ -74,9 +80,61 @@ pub async fn read(conn: &mut PooledConn, names: &[&str]) -> Result<HashMap<Strin
                 context: r.get("context"),
                 pending_restart: r.get("pending_restart"),
             };
+            if r.get::<Option<String>, _>("source").as_deref() == Some("client") {
+                client.push((s.name.clone(), r.get("boot_val")));
+            }
             (s.name.clone(), s)
         })
-        .collect())
+        .collect();
+    if !client.is_empty() {
+        let wanted: Vec<String> = client.iter().map(|c| c.0.clone()).collect();
+        // Readable by superusers only; later lines win.
+        let files: HashMap<String, String> = sqlx::query_as::<_, (String, String)>(sql!(
+            "SELECT name, setting FROM pg_file_settings
+              WHERE applied AND error IS NULL AND name = ANY($1::text[])
+              ORDER BY seqno"
+        ))
+        .bind(&wanted)
+        .fetch_all(&mut **conn)
+        .await
+        .map(|rows| rows.into_iter().collect())
+        .unwrap_or_default();
+        for (name, boot) in client {
+            let Some(s) = out.get_mut(&name) else {
+                continue;
+            };
+            let from_file = files
+                .get(&name)
+                .and_then(|t| literal_in_units(t, s.unit.as_deref()))
+                .map(|x| format!("{}", x.round() as i64));
+            if let Some(v) = from_file.or(boot) {
+                s.setting = v;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A value as written in a configuration file ("5min", "64MB", "30000") in the setting's unit.
+pub fn literal_in_units(text: &str, unit: Option<&str>) -> Option<f64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(t.len());
+    let (n, u) = t.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    let u = u.trim();
+    if u.is_empty() {
+        return Some(n);
+    }
+    let unit = unit?;
+    if let (Some(a), Some(b)) = (unit_ms(u), unit_ms(unit)) {
+        return Some(n * a / b);
+    }
+    match (unit_kb(u), unit_kb(unit)) {
+        (Some(a), Some(b)) => Some(n * a / b),
+        _ => None,
+    }
 }
 
 /// kB in one unit of a memory setting ("8kB" -> 8, "MB" -> 1024); `None` for other units.
@@ -282,6 +340,16 @@ mod tests {
         hp.enumvals = Some(vec!["off".into(), "on".into(), "try".into()]);
         assert_eq!(clamp(&TuneValue::Text("off".into()), &hp).1, None);
         assert!(clamp(&TuneValue::Text("maybe".into()), &hp).1.is_some());
+    }
+
+    #[test]
+    fn file_values_convert_to_the_settings_unit() {
+        assert_eq!(literal_in_units("5min", Some("ms")), Some(300_000.0));
+        assert_eq!(literal_in_units("30000", Some("ms")), Some(30_000.0));
+        assert_eq!(literal_in_units("64MB", Some("8kB")), Some(8192.0));
+        assert_eq!(literal_in_units("2s", Some("s")), Some(2.0));
+        assert_eq!(literal_in_units("soon", Some("ms")), None);
+        assert_eq!(literal_in_units("5 parsecs", Some("ms")), None);
     }
 
     #[test]

@@ -77,6 +77,15 @@ impl StorageKind {
             ))),
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageKind::Ssd => "ssd",
+            StorageKind::Hdd => "hdd",
+            StorageKind::San => "san",
+            StorageKind::Nvme => "nvme",
+        }
+    }
 }
 
 /// Operating system of the server (PGTune changes a few rules for Windows and macOS).

@@ -155,10 +155,9 @@ fn reason(name: &str, p: &HardwareProfile) -> String {
             _ => "Flash or SAN storage: random reads cost about as much as sequential ones.".into(),
         },
         "effective_io_concurrency" => format!(
-            "Concurrent I/O requests {:?} storage serves well.",
-            p.storage
-        )
-        .to_lowercase(),
+            "Concurrent I/O requests that {} storage serves well.",
+            p.storage.as_str()
+        ),
         "work_mem" => format!(
             "(RAM − shared_buffers) / ((max_connections + workers) × 3), divided for a {w} workload{}.",
             match p.db_size {

@@ -194,6 +194,11 @@ async fn statistics_become_evidence(major: u32) {
         item(&r, "track_io_timing").recommended.as_deref(),
         Some("on")
     );
+    let stt = item(&r, "statement_timeout");
+    assert_eq!(
+        (stt.current.as_deref(), stt.recommended.as_deref()),
+        (Some("0"), Some("5min"))
+    );
     assert_eq!(
         item(&r, "idle_in_transaction_session_timeout")
             .recommended
@@ -432,6 +437,25 @@ async fn tune_cli_recommends_applies_and_rolls_back(major: u32) {
     assert_eq!(wm["recommended"], "10280kB");
     assert_eq!(wm["current"], "4MB");
     assert_eq!(wm["takes_effect"], "reload");
+
+    // The human table: groups, current -> recommended, what it takes.
+    let text = std::process::Command::new(cli())
+        .args(["tune", "p"])
+        .env("PGSTEWARD_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    for want in [
+        "Memory",
+        "WAL and checkpoints",
+        "Logging",
+        "work_mem",
+        "10280kB",
+        "restart",
+    ] {
+        assert!(text.contains(want), "{want} missing in:\n{text}");
+    }
 
     let (ok, v) = run(&home, &["--json", "tune", "p", "--script"]);
     assert!(ok, "{v}");

@@ -5,7 +5,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Args;
-use pgsteward::tune::{ApplyReport, ProfileInput, SettingChange, TakesEffect, TuneReport};
+use pgsteward::tune::{
+    ApplyReport, ProfileInput, ProfileSource, SettingChange, TakesEffect, TuneReport,
+};
 use pgsteward::{Error, ErrorCode, Steward};
 
 use crate::output::out;
@@ -149,18 +151,22 @@ pub async fn run(st: &Steward, name: &str, a: TuneArgs, json: bool) -> Result<()
 fn print_report(r: &TuneReport) {
     let p = &r.profile;
     println!(
-        "PostgreSQL {}: {} RAM, {} CPUs, {:?} storage, {} workload, {} connections ({:?} profile)",
+        "PostgreSQL {}: {} RAM, {} CPUs, {} storage, {} workload, {} connections ({} profile)",
         r.server_version,
         pgsteward::tune::pgtune::fmt_kb(p.ram_kb),
         p.cpus
             .map(|c| c.to_string())
             .unwrap_or_else(|| "unknown".into()),
-        p.storage,
+        p.storage.as_str(),
         p.workload.as_str(),
         p.connections
             .map(|c| c.to_string())
             .unwrap_or_else(|| "default".into()),
-        p.source,
+        match p.source {
+            ProfileSource::Entered => "entered",
+            ProfileSource::Detected => "detected",
+            ProfileSource::Saved => "saved",
+        },
     );
     for g in &r.groups {
         println!("\n{}", g.title);
@@ -171,7 +177,7 @@ fn print_report(r: &TuneReport) {
                 TakesEffect::NotASetting => "",
             };
             println!(
-                "  {} {:<34} {:>10} -> {:<10} {:<8} {}",
+                "  {} {:<36} {:>10} -> {:<10} {:<8} {}",
                 if i.changes { "*" } else { " " },
                 i.name,
                 i.current.as_deref().unwrap_or("-"),
@@ -203,7 +209,7 @@ fn print_apply(r: &ApplyReport) {
     println!("{} {} for project {}:", r.action, r.history_id, r.project);
     for s in &r.settings {
         println!(
-            "  {:<34} {:>10} -> {:<10}{}",
+            "  {:<36} {:>10} -> {:<10}{}",
             s.name,
             s.previous,
             s.now,
