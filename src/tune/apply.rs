@@ -119,6 +119,26 @@ fn save_history(path: &Path, h: &[HistoryRecord]) -> Result<()> {
     super::write_json(path, &h, "saving the tuning history")
 }
 
+/// One apply or rollback at a time per project (the GUI and the CLI share the history).
+fn lock_history(path: &Path) -> Result<std::fs::File> {
+    use fs2::FileExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating the tuning folder", e))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.with_extension("lock"))
+        .map_err(|e| Error::io("locking the tuning history", e))?;
+    f.try_lock_exclusive().map_err(|_| {
+        Error::invalid_input(
+            "Another apply or rollback of this project's settings is running; try again when it ends.",
+        )
+    })?;
+    Ok(f)
+}
+
 /// Refuse, before any change, when the role may not ALTER SYSTEM these settings.
 pub async fn check_privilege(conn: &mut PooledConn, major: u32, names: &[String]) -> Result<()> {
     let (role, superuser): (String, bool) = sqlx::query_as(sql!(
@@ -303,6 +323,7 @@ pub async fn apply(
     changes: &[SettingChange],
     history: &Path,
 ) -> Result<ApplyReport> {
+    let _lock = lock_history(history)?;
     let names: Vec<String> = changes.iter().map(|c| c.name.clone()).collect();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let settings = bounds::read(conn, &name_refs).await?;
@@ -378,6 +399,7 @@ pub async fn rollback(
     major: u32,
     history: &Path,
 ) -> Result<ApplyReport> {
+    let _lock = lock_history(history)?;
     let mut all = load_history(history)?;
     let Some(idx) = all.iter().rposition(|r| r.rolled_back_at.is_none()) else {
         return Err(Error::invalid_input(format!(
@@ -439,6 +461,18 @@ mod tests {
                 ErrorCode::InvalidInput
             );
         }
+    }
+
+    #[test]
+    fn one_apply_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = dir.path().join("tune/history.json");
+        let first = lock_history(&h).unwrap();
+        let e = lock_history(&h).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        drop(first);
+        assert!(lock_history(&h).is_ok());
+        assert!(load_history(&h).unwrap().is_empty());
     }
 
     #[test]

@@ -457,6 +457,16 @@ async fn tune_cli_recommends_applies_and_rolls_back(major: u32) {
         assert!(text.contains(want), "{want} missing in:\n{text}");
     }
 
+    let chart = home.path().join("budget.svg");
+    let (ok, v) = run(
+        &home,
+        &["--json", "tune", "p", "--chart", chart.to_str().unwrap()],
+    );
+    assert!(ok, "{v}");
+    assert!(std::fs::read_to_string(&chart)
+        .unwrap()
+        .contains("Memory budget"));
+
     let (ok, v) = run(&home, &["--json", "tune", "p", "--script"]);
     assert!(ok, "{v}");
     assert!(v["sql"]

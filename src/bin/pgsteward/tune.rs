@@ -143,7 +143,16 @@ pub async fn run(st: &Steward, name: &str, a: TuneArgs, json: bool) -> Result<()
             return Err(Error::new(ErrorCode::Cancelled, "Nothing was changed."));
         }
     }
-    let r = st.tune_apply(name, &changes).await?;
+    let r = match st.tune_apply(name, &changes).await {
+        Ok(r) => r,
+        Err(e) if e.code == ErrorCode::PermissionDenied && !json => {
+            // Offer the way by hand: the script for a privileged role, or the file lines.
+            println!("{}", report.script_sql);
+            println!("-- or in postgresql.conf:\n{}", report.conf_snippet);
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     out(json, &r, print_apply);
     Ok(())
 }
