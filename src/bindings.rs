@@ -19,6 +19,11 @@ use crate::monitor::{
 };
 use crate::project::{ProjectInput, ProjectSummary};
 use crate::steward::{ConnectionTest, KeyRotation, KitImport, PruneReport};
+use crate::tune::{
+    AppliedSetting, ApplyReport, Confidence, DbSize, Group, HardwareProfile, MemoryBudget,
+    MemoryParts, OsKind, ProfileInput, ProfileSource, Recommendation, RecommendationGroup,
+    SettingChange, StorageKind, TakesEffect, TuneBasis, TuneReport, Workload,
+};
 
 /// Information about the running app, for the UI.
 #[derive(Debug, Clone, serde::Serialize, TS)]
@@ -75,6 +80,25 @@ pub fn typescript() -> String {
         KeyRotation::decl(&cfg),
         KitImport::decl(&cfg),
         AppInfo::decl(&cfg),
+        Workload::decl(&cfg),
+        StorageKind::decl(&cfg),
+        OsKind::decl(&cfg),
+        DbSize::decl(&cfg),
+        ProfileSource::decl(&cfg),
+        HardwareProfile::decl(&cfg),
+        ProfileInput::decl(&cfg),
+        Group::decl(&cfg),
+        Confidence::decl(&cfg),
+        TuneBasis::decl(&cfg),
+        TakesEffect::decl(&cfg),
+        Recommendation::decl(&cfg),
+        RecommendationGroup::decl(&cfg),
+        MemoryParts::decl(&cfg),
+        MemoryBudget::decl(&cfg),
+        TuneReport::decl(&cfg),
+        SettingChange::decl(&cfg),
+        AppliedSetting::decl(&cfg),
+        ApplyReport::decl(&cfg),
     ];
     let mut out = String::from("// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p pgsteward --lib bindings`. Do not edit.\n\n");
     for d in decls {

@@ -16,6 +16,7 @@ pub mod project;
 pub mod sandbox;
 pub mod secrets;
 pub mod steward;
+pub mod tune;
 
 pub use error::{Error, ErrorCode, Result};
 pub use steward::Steward;

@@ -14,4 +14,5 @@ mod monitor_cli;
 mod pool;
 mod secrets;
 mod sslmodes;
+mod tune;
 mod webdriver;

@@ -5,6 +5,7 @@
 
 mod output;
 mod report;
+mod tune;
 
 use std::io::Read;
 
@@ -93,6 +94,12 @@ enum Cmd {
         /// Confirm ending the session.
         #[arg(long)]
         yes: bool,
+    },
+    /// Configuration recommendations from the hardware and the server's statistics; apply or roll back.
+    Tune {
+        name: String,
+        #[command(flatten)]
+        args: tune::TuneArgs,
     },
     /// Encrypted logical backups.
     #[command(subcommand)]
@@ -433,6 +440,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let r = st.terminate_backend(&name, pid).await?;
             out(json, &r, |r| println!("{}", r.message));
         }
+        Cmd::Tune { name, args } => tune::run(&st, &name, args, json).await?,
         Cmd::Backup(b) => match b {
             BackupCmd::Create { name } => {
                 let (sink, bar) = progress(json);

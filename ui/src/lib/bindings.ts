@@ -332,3 +332,114 @@ export type AppInfo = { version: string, data_dir: string,
  * Start the sandbox without asking when there is no project.
  */
 auto_sandbox: boolean, };
+export type Workload = "web" | "oltp" | "dw" | "desktop" | "mixed";
+export type StorageKind = "ssd" | "hdd" | "san" | "nvme";
+export type OsKind = "linux" | "windows" | "mac";
+export type DbSize = "unknown" | "smaller_than_ram" | "larger_than_ram";
+export type ProfileSource = "entered" | "detected" | "saved";
+export type HardwareProfile = { 
+/**
+ * RAM available to PostgreSQL, in kB (1 GB = 1048576 kB).
+ */
+ram_kb: number, 
+/**
+ * CPUs; `None` when unknown (PGTune then skips the parallelism settings).
+ */
+cpus: number | null, storage: StorageKind, workload: Workload, 
+/**
+ * Expected connections; `None` takes the workload's default.
+ */
+connections: number | null, db_size: DbSize, os: OsKind, source: ProfileSource, };
+export type ProfileInput = { 
+/**
+ * RAM with a unit: "16GB", "512MB", "2TB", "1048576kB".
+ */
+ram: string | null, cpus: number | null, storage: string | null, workload: string | null, connections: number | null, db_size: string | null, os: string | null, };
+export type Group = "memory" | "connections" | "wal" | "planner" | "parallelism" | "autovacuum" | "logging";
+export type Confidence = "low" | "medium" | "high";
+export type TuneBasis = "hardware" | "evidence" | "both";
+export type TakesEffect = "reload" | "restart" | "not_a_setting";
+export type Recommendation = { 
+/**
+ * The setting name (or `connection_pooling` for advice that is not a setting).
+ */
+name: string, group: Group, 
+/**
+ * Current value in human units.
+ */
+current: string | null, 
+/**
+ * Recommended value in human units; also the literal `ALTER SYSTEM` receives.
+ */
+recommended: string | null, 
+/**
+ * True when the recommendation differs from the current value.
+ */
+changes: boolean, reason: string, evidence: Array<string>, expected_effect: string | null, confidence: Confidence, basis: TuneBasis, takes_effect: TakesEffect, 
+/**
+ * How the value was moved to stay inside this server's bounds.
+ */
+adjustment: string | null, 
+/**
+ * The server already has a changed value waiting for a restart.
+ */
+pending_restart: boolean, };
+export type RecommendationGroup = { group: Group, title: string, items: Array<Recommendation>, };
+export type MemoryParts = { shared_buffers_kb: number, 
+/**
+ * work_mem × max_connections: the worst case of one sort per connection.
+ */
+work_mem_total_kb: number, maintenance_kb: number, 
+/**
+ * effective_cache_size: what the OS is expected to cache.
+ */
+os_cache_kb: number, };
+export type MemoryBudget = { ram_kb: number, now: MemoryParts, after: MemoryParts, };
+export type TuneReport = { project: string, server_version: string, server_version_num: number, profile: HardwareProfile, groups: Array<RecommendationGroup>, memory: MemoryBudget, memory_chart_svg: string, 
+/**
+ * ALTER SYSTEM statements for the changed settings, to run by hand.
+ */
+script_sql: string, 
+/**
+ * The same as postgresql.conf lines.
+ */
+conf_snippet: string, 
+/**
+ * Why the statistics could not be read (the hardware baseline is still given).
+ */
+evidence_error: Error | null, };
+export type SettingChange = { name: string, 
+/**
+ * The value as PostgreSQL accepts it ("64MB", "on", "0.9").
+ */
+value: string, };
+export type AppliedSetting = { name: string, 
+/**
+ * Value before, in human units.
+ */
+previous: string, 
+/**
+ * What was written to postgresql.auto.conf; `None` when the entry was removed.
+ */
+written: string | null, 
+/**
+ * Value the server uses now, in human units.
+ */
+now: string, 
+/**
+ * Written but waiting for a restart.
+ */
+pending_restart: boolean, needs_restart: boolean, };
+export type ApplyReport = { project: string, 
+/**
+ * "apply" or "rollback".
+ */
+action: string, 
+/**
+ * The history entry this created or undid.
+ */
+history_id: string, settings: Array<AppliedSetting>, 
+/**
+ * Some settings wait for a server restart.
+ */
+restart_needed: boolean, };
