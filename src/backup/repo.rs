@@ -90,6 +90,9 @@ impl Storage for LocalStorage {
 
     fn put_atomic(&self, key: &str, bytes: &[u8]) -> Result<()> {
         let p = self.path(key)?;
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io("creating the backup folder", e))?;
+        }
         let tmp = p.with_extension("tmp");
         {
             let mut f = fs::File::create(&tmp).map_err(|e| Error::io("writing the manifest", e))?;

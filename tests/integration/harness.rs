@@ -132,3 +132,31 @@ pub fn table_checksums(pg: &Pg, db: &str) -> Vec<(String, String)> {
 pub fn cli() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_pgsteward"))
 }
+
+/// Run the CLI with `--json` semantics on an isolated home: (succeeded, parsed stdout).
+/// `stdin` is fed to it (passwords, passphrases); otherwise stdin is empty.
+pub fn cli_json(home: &Home, args: &[&str], stdin: Option<&str>) -> (bool, serde_json::Value) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(cli())
+        .args(args)
+        .env("PGSTEWARD_HOME", home.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), v)
+}

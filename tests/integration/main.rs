@@ -4,6 +4,7 @@
 mod harness;
 
 mod activity;
+mod backup_upkeep;
 mod backups;
 mod breaker;
 mod connections;

@@ -2,23 +2,11 @@
 
 use serde_json::Value;
 
-use crate::harness::{cli, Home, Pg};
+use crate::harness::{cli_json, Home, Pg};
 use crate::on_each_version;
 
 fn run(home: &Home, args: &[&str]) -> (bool, Value) {
-    let out = std::process::Command::new(cli())
-        .args(args)
-        .env("PGSTEWARD_HOME", home.path())
-        .output()
-        .unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.success(), v)
+    cli_json(home, args, None)
 }
 
 async fn monitoring_commands_speak_json(major: u32) {

@@ -6,6 +6,7 @@
 mod output;
 mod report;
 mod tune;
+mod upkeep;
 
 use std::io::Read;
 
@@ -104,6 +105,9 @@ enum Cmd {
     /// Encrypted logical backups.
     #[command(subcommand)]
     Backup(BackupCmd),
+    /// The project's backup key: rotate it, export or import a recovery kit.
+    #[command(subcommand)]
+    Key(upkeep::KeyCmd),
     /// The local sandbox PostgreSQL.
     #[command(subcommand)]
     Sandbox(SandboxCmd),
@@ -202,6 +206,10 @@ enum BackupCmd {
     Create { name: String },
     /// List a project's backups.
     List { name: String },
+    /// Check backups: quick, sampled or full (default) verification.
+    Verify(upkeep::VerifyArgs),
+    /// Delete backups the retention policy lets go, and interrupted ones.
+    Prune(upkeep::PruneArgs),
     /// Restore a backup.
     Restore {
         name: String,
@@ -478,6 +486,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     }
                 });
             }
+            BackupCmd::Verify(a) => upkeep::verify(&st, json, a).await?,
+            BackupCmd::Prune(a) => upkeep::prune(&st, json, a)?,
             BackupCmd::Restore {
                 name,
                 backup_id,
@@ -513,6 +523,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 });
             }
         },
+        Cmd::Key(k) => upkeep::key(&st, json, k)?,
         Cmd::Sandbox(s) => match s {
             SandboxCmd::Start => {
                 let p = sandbox::start(&st).await?;

@@ -1,11 +1,97 @@
 //! Output helpers shared by the subcommands: JSON or human text, sizes, durations, progress.
 
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use pgsteward::jobs::{JobProgress, ProgressSink};
+use pgsteward::{Error, ErrorCode};
 use serde::Serialize;
+
+/// Ask before a destructive action. With `--yes` it goes ahead; on a terminal (and not in JSON
+/// mode) it shows `details` and asks `question`; otherwise it refuses with
+/// `confirmation_required` and `refusal`, so scripts never act by accident.
+pub fn confirm(
+    yes: bool,
+    json: bool,
+    details: &[String],
+    question: &str,
+    refusal: &str,
+) -> Result<(), Error> {
+    if yes {
+        return Ok(());
+    }
+    if json || !std::io::stdin().is_terminal() {
+        return Err(Error::new(
+            ErrorCode::ConfirmationRequired,
+            refusal.to_string(),
+        ));
+    }
+    for d in details {
+        println!("  {d}");
+    }
+    print!("{question} [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    if matches!(line.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::new(ErrorCode::Cancelled, "Nothing was changed."))
+    }
+}
+
+/// A secret read from standard input (one line; the newline is dropped), or asked for on the
+/// terminal without echo.
+pub fn read_secret(from_stdin: bool, prompt: &str) -> Result<zeroize::Zeroizing<String>, Error> {
+    let mut s = zeroize::Zeroizing::new(String::new());
+    if from_stdin || !std::io::stdin().is_terminal() {
+        std::io::stdin()
+            .lock()
+            .read_line(&mut s)
+            .map_err(|e| Error::io("reading from standard input", e))?;
+    } else {
+        eprint!("{prompt}: ");
+        let _ = std::io::stderr().flush();
+        let _echo = EchoOff::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut s)
+            .map_err(|e| Error::io("reading the passphrase", e))?;
+        eprintln!();
+    }
+    let trimmed = zeroize::Zeroizing::new(s.trim_end_matches(['\n', '\r']).to_string());
+    Ok(trimmed)
+}
+
+/// Turns terminal echo off while alive.
+struct EchoOff(Option<nix::sys::termios::Termios>);
+
+impl EchoOff {
+    fn new() -> Self {
+        use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+        let stdin = std::io::stdin();
+        let Ok(orig) = tcgetattr(&stdin) else {
+            return EchoOff(None);
+        };
+        let mut t = orig.clone();
+        t.local_flags.remove(LocalFlags::ECHO);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &t);
+        EchoOff(Some(orig))
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(orig) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                orig,
+            );
+        }
+    }
+}
 
 pub fn out<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) {
     if json {

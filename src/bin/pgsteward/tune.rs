@@ -1,7 +1,6 @@
 //! `pgsteward tune`: recommendations as a grouped table or JSON, the SQL script, apply (after
 //! confirmation) and rollback.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -117,31 +116,21 @@ pub async fn run(st: &Steward, name: &str, a: TuneArgs, json: bool) -> Result<()
             })
         })
         .collect();
-    if !a.yes && !changes.is_empty() {
-        if json || !std::io::stdin().is_terminal() {
-            return Err(Error::new(
-                ErrorCode::ConfirmationRequired,
-                format!(
-                    "Applying changes {} on the server. Repeat with --yes to confirm.",
-                    changes
-                        .iter()
-                        .map(|c| format!("{} = {}", c.name, c.value))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-        println!("About to run ALTER SYSTEM for:");
-        for c in &changes {
-            println!("  {} = {}", c.name, c.value);
-        }
-        print!("Apply these {} change(s)? [y/N] ", changes.len());
-        let _ = std::io::stdout().flush();
-        let mut line = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut line);
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
-            return Err(Error::new(ErrorCode::Cancelled, "Nothing was changed."));
-        }
+    if !changes.is_empty() {
+        let lines: Vec<String> = changes
+            .iter()
+            .map(|c| format!("{} = {}", c.name, c.value))
+            .collect();
+        crate::output::confirm(
+            a.yes,
+            json,
+            &lines,
+            &format!("Apply these {} change(s) with ALTER SYSTEM?", changes.len()),
+            &format!(
+                "Applying changes {} on the server. Repeat with --yes to confirm.",
+                lines.join(", ")
+            ),
+        )?;
     }
     let r = match st.tune_apply(name, &changes).await {
         Ok(r) => r,

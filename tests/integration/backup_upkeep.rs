@@ -1,0 +1,387 @@
+//! Keeping a backup repository trustworthy: verify tiers find damage, retention spares what it
+//! must, a rotated key keeps backups restorable, and a recovery kit brings back a lost key.
+
+use pgsteward::backup::{RestoreTarget, RetentionPolicy, VerifyTier};
+use pgsteward::jobs::CancelToken;
+use pgsteward::secrets::SecretKind;
+use pgsteward::ErrorCode;
+
+use crate::harness::{cli_json, quiet, table_checksums, Home, Pg};
+use crate::on_each_version;
+
+const PASSPHRASE: &str = "long enough passphrase 42";
+
+fn setup(major: u32) -> (Pg, Home) {
+    let pg = Pg::start(major);
+    pg.sql("postgres", "CREATE DATABASE app");
+    pg.sql(
+        "app",
+        "CREATE TABLE \"Orders \"\"EU\"\"\" (id int PRIMARY KEY, note text); \
+         INSERT INTO \"Orders \"\"EU\"\"\" SELECT g, repeat(md5(g::text), 20) FROM generate_series(1, 4000) g;",
+    );
+    let home = Home::new();
+    home.add_uri("app", &pg.uri("app"));
+    (pg, home)
+}
+
+async fn backup(home: &Home) -> String {
+    home.st
+        .backup_create("app", quiet(), CancelToken::default())
+        .await
+        .unwrap()
+        .id
+}
+
+fn object(home: &Home, id: &str) -> std::path::PathBuf {
+    home.path()
+        .join("projects/app/backups")
+        .join(id)
+        .join("dump.zst.sealed")
+}
+
+async fn restore_new(home: &Home, id: &str, db: &str) -> pgsteward::Result<()> {
+    home.st
+        .backup_restore(
+            "app",
+            id,
+            &RestoreTarget::NewDatabase { name: db.into() },
+            quiet(),
+            CancelToken::default(),
+        )
+        .await
+        .map(|_| ())
+}
+
+async fn verify_tiers_tell_intact_from_damaged(major: u32) {
+    let (_pg, home) = setup(major);
+    let intact = backup(&home).await;
+    let flipped = backup(&home).await;
+    let truncated = backup(&home).await;
+
+    // Damage two of them: one bit in the middle, and a cut-off tail.
+    let p = object(&home, &flipped);
+    let mut bytes = std::fs::read(&p).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&p, &bytes).unwrap();
+    let p = object(&home, &truncated);
+    let len = std::fs::metadata(&p).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(len - 100)
+        .unwrap();
+
+    let verdict = |tier: VerifyTier, fraction: f64| {
+        let st = home.st.clone();
+        async move {
+            let mut v: Vec<(String, bool)> = st
+                .backup_verify("app", None, tier, fraction, quiet())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.backup_id, r.ok))
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    let expect = |ok: [bool; 3]| {
+        let mut v = vec![
+            (intact.clone(), ok[0]),
+            (flipped.clone(), ok[1]),
+            (truncated.clone(), ok[2]),
+        ];
+        v.sort();
+        v
+    };
+    // Quick sees sizes only: the flipped bit passes, the truncation does not.
+    assert_eq!(
+        verdict(VerifyTier::Quick, 1.0).await,
+        expect([true, true, false])
+    );
+    // Reading every segment (sampled at 100 %) or everything (full) finds both.
+    assert_eq!(
+        verdict(VerifyTier::Sampled, 1.0).await,
+        expect([true, false, false])
+    );
+    assert_eq!(
+        verdict(VerifyTier::Full, 1.0).await,
+        expect([true, false, false])
+    );
+
+    // The CLI fails with backup_corrupt and says which one.
+    let (ok, v) = cli_json(
+        &home,
+        &["--json", "backup", "verify", "app", &flipped],
+        None,
+    );
+    assert!(!ok);
+    assert_eq!(v["error"]["code"], "backup_corrupt", "{v}");
+    assert_eq!(v["reports"][0]["backup_id"], flipped.as_str());
+    assert_eq!(v["reports"][0]["ok"], false);
+    let (ok, v) = cli_json(
+        &home,
+        &[
+            "--json",
+            "backup",
+            "verify",
+            "app",
+            &intact,
+            "--tier",
+            "sampled",
+            "--fraction",
+            "0.5",
+        ],
+        None,
+    );
+    assert!(ok, "{v}");
+    assert_eq!(v["reports"][0]["ok"], true);
+    let (ok, v) = cli_json(
+        &home,
+        &["--json", "backup", "verify", "app", "--tier", "thorough"],
+        None,
+    );
+    assert!(!ok);
+    assert_eq!(v["error"]["code"], "invalid_input");
+}
+on_each_version!(verify_tiers_tell_intact_from_damaged);
+
+async fn prune_keeps_the_newest_and_the_newest_verified(major: u32) {
+    let (_pg, home) = setup(major);
+    let oldest = backup(&home).await;
+    let middle = backup(&home).await;
+    let newest = backup(&home).await;
+    home.st
+        .backup_verify("app", Some(&oldest), VerifyTier::Full, 1.0, quiet())
+        .await
+        .unwrap();
+    // An interrupted backup: objects, no manifest.
+    let leftover = home
+        .path()
+        .join("projects/app/backups/20200101T000000Z-deadbeef");
+    std::fs::create_dir_all(&leftover).unwrap();
+    std::fs::write(leftover.join("dump.zst.sealed"), b"partial").unwrap();
+
+    // Without --yes the CLI refuses and deletes nothing.
+    let (ok, v) = cli_json(
+        &home,
+        &[
+            "--json",
+            "backup",
+            "prune",
+            "app",
+            "--keep",
+            "1",
+            "--max-age-days",
+            "0",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert_eq!(v["error"]["code"], "confirmation_required", "{v}");
+    assert_eq!(home.st.backup_list("app").unwrap().len(), 3);
+    assert!(leftover.exists());
+
+    let (ok, v) = cli_json(
+        &home,
+        &[
+            "--json",
+            "backup",
+            "prune",
+            "app",
+            "--keep",
+            "1",
+            "--max-age-days",
+            "0",
+            "--yes",
+        ],
+        None,
+    );
+    assert!(ok, "{v}");
+    assert_eq!(v["deleted"], serde_json::json!([middle]));
+    let mut left: Vec<String> = home
+        .st
+        .backup_list("app")
+        .unwrap()
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    left.sort();
+    assert_eq!(left, vec![oldest.clone(), newest.clone()]);
+    assert!(!leftover.exists(), "the interrupted backup was removed");
+
+    // A policy that would delete everything is refused.
+    let err = home
+        .st
+        .backup_prune(
+            "app",
+            &RetentionPolicy {
+                keep_last: Some(0),
+                max_age_days: None,
+            },
+            false,
+        )
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidInput);
+}
+on_each_version!(prune_keeps_the_newest_and_the_newest_verified);
+
+async fn rotated_key_keeps_backups_restorable(major: u32) {
+    let (pg, home) = setup(major);
+    let before = table_checksums(&pg, "app");
+    let id = backup(&home).await;
+    let old_kit = home.st.key_export_kit("app", PASSPHRASE).unwrap();
+    let stored_before = std::fs::read(object(&home, &id)).unwrap();
+
+    let (ok, v) = cli_json(&home, &["--json", "key", "rotate", "app"], None);
+    assert!(!ok);
+    assert_eq!(v["error"]["code"], "confirmation_required");
+    let (ok, v) = cli_json(&home, &["--json", "key", "rotate", "app", "--yes"], None);
+    assert!(ok, "{v}");
+    assert_eq!(v["rewrapped"], 1);
+    assert_ne!(v["old_key_id"], v["new_key_id"]);
+    // No data was re-encrypted: the object is byte for byte the same.
+    assert_eq!(std::fs::read(object(&home, &id)).unwrap(), stored_before);
+
+    restore_new(&home, &id, "after_rotation").await.unwrap();
+    assert_eq!(table_checksums(&pg, "after_rotation"), before);
+    // A new backup after the rotation works with the new key.
+    backup(&home).await;
+
+    // The kit made before the rotation holds the old key: it no longer opens the repository.
+    let err = home
+        .st
+        .key_import_kit("app", &old_kit, PASSPHRASE, true)
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::WrongKey);
+    assert_eq!(home.st.backup_list("app").unwrap().len(), 2);
+}
+on_each_version!(rotated_key_keeps_backups_restorable);
+
+async fn an_interrupted_rotation_finishes_on_next_use(major: u32) {
+    let (_pg, home) = setup(major);
+    let id = backup(&home).await;
+    // A rotation that stopped right after choosing its new key.
+    let next = pgsteward::backup::crypto::random_key();
+    home.st
+        .secrets()
+        .set_key("app", SecretKind::BackupKeyNext, &next)
+        .unwrap();
+    let listed = home.st.backup_list("app").unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, id);
+    let current = home
+        .st
+        .secrets()
+        .key("app", SecretKind::BackupKey)
+        .unwrap()
+        .unwrap();
+    assert_eq!(*current, *next, "the pending key became the project's key");
+    assert!(home
+        .st
+        .secrets()
+        .get("app", SecretKind::BackupKeyNext)
+        .unwrap()
+        .is_none());
+    home.st
+        .backup_verify("app", Some(&id), VerifyTier::Full, 1.0, quiet())
+        .await
+        .map(|r| assert!(r[0].ok))
+        .unwrap();
+}
+on_each_version!(an_interrupted_rotation_finishes_on_next_use);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_keyring_is_recovered_from_the_kit() {
+    let (pg, home) = setup(15);
+    let before = table_checksums(&pg, "app");
+    let id = backup(&home).await;
+    let kit_path = home.path().join("app.kit");
+    let kit_arg = kit_path.display().to_string();
+    let (ok, v) = cli_json(
+        &home,
+        &[
+            "--json",
+            "key",
+            "export-kit",
+            "app",
+            "--out",
+            &kit_arg,
+            "--passphrase-stdin",
+        ],
+        Some(&format!("{PASSPHRASE}\n")),
+    );
+    assert!(ok, "{v}");
+    let kit_text = std::fs::read_to_string(&kit_path).unwrap();
+    assert!(!kit_text.contains(PASSPHRASE));
+    // A short passphrase is refused.
+    let (ok, v) = cli_json(
+        &home,
+        &[
+            "--json",
+            "key",
+            "export-kit",
+            "app",
+            "--out",
+            &format!("{kit_arg}2"),
+            "--passphrase-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert!(!ok);
+    assert_eq!(v["error"]["code"], "invalid_input");
+
+    // The keyring loses the key. The next backup makes a fresh key, which does not open the
+    // repository: it is refused before writing anything.
+    home.st
+        .secrets()
+        .delete("app", SecretKind::BackupKey)
+        .unwrap();
+    let dirs = || {
+        std::fs::read_dir(home.path().join("projects/app/backups"))
+            .unwrap()
+            .count()
+    };
+    let count = dirs();
+    let err = home
+        .st
+        .backup_create("app", quiet(), CancelToken::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::WrongKey, "{}", err.message);
+    assert_eq!(dirs(), count, "nothing was written");
+
+    // A wrong passphrase opens nothing; the right one brings the key back.
+    let (ok, v) = cli_json(
+        &home,
+        &[
+            "--json",
+            "key",
+            "import-kit",
+            "app",
+            &kit_arg,
+            "--passphrase-stdin",
+        ],
+        Some("long enough passphrase 43\n"),
+    );
+    assert!(!ok);
+    assert_eq!(v["error"]["code"], "wrong_key");
+    let (ok, v) = cli_json(
+        &home,
+        &[
+            "--json",
+            "key",
+            "import-kit",
+            "app",
+            &kit_arg,
+            "--passphrase-stdin",
+        ],
+        Some(&format!("{PASSPHRASE}\n")),
+    );
+    assert!(ok, "{v}");
+    assert_eq!(v["backups_readable"], 1);
+    restore_new(&home, &id, "recovered").await.unwrap();
+    assert_eq!(table_checksums(&pg, "recovered"), before);
+}
