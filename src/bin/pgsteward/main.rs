@@ -254,7 +254,11 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 }
                 let s = st.create(&input)?;
                 out(json, &s, |s| {
-                    println!("added project {} ({})", s.name, s.description)
+                    println!("added project {} ({})", s.name, s.description);
+                    println!(
+                        "Its backups are encrypted with a key kept in this machine's keyring. Export a recovery kit now and keep it elsewhere:\n  pgsteward key export-kit {} --out {}.kit",
+                        s.name, s.name
+                    );
                 });
             }
             ProjectCmd::List => {
