@@ -14,6 +14,7 @@ fn main() {
             "backup_list",
             "backup_create",
             "backup_restore",
+            "backup_verify",
             "sandbox_start",
             "activity_list",
             "blocking_tree",

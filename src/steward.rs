@@ -516,7 +516,14 @@ impl Steward {
         for (id, e) in bad {
             tracing::warn!(backup = %id, error = %e, "backup manifest is not usable");
         }
-        Ok(ok.iter().map(|m| m.summary()).collect())
+        let log = self.check_log(name)?;
+        ok.iter()
+            .map(|m| {
+                let mut s = m.summary();
+                s.last_check = log.reports(&m.backup_id)?.into_iter().next();
+                Ok(s)
+            })
+            .collect()
     }
 
     fn client_tool(

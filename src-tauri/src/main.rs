@@ -39,6 +39,7 @@ fn main() {
             commands::backup::backup_list,
             commands::backup::backup_create,
             commands::backup::backup_restore,
+            commands::backup::backup_verify,
             commands::app::sandbox_start,
             commands::monitor::activity_list,
             commands::monitor::blocking_tree,

@@ -217,6 +217,8 @@ pub struct BackupSummary {
     pub stored_bytes: u64,
     #[ts(type = "number")]
     pub duration_ms: u64,
+    /// The latest verification of this backup (a restore counts as a full one), if any.
+    pub last_check: Option<super::verify::VerifyReport>,
 }
 
 impl Manifest {
@@ -231,6 +233,7 @@ impl Manifest {
             plaintext_bytes: self.objects.iter().map(|o| o.plaintext_bytes).sum(),
             stored_bytes: self.objects.iter().map(|o| o.stored_bytes).sum(),
             duration_ms: self.duration_ms,
+            last_check: None,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use pgsteward::backup::{BackupSummary, RestoreReport, RestoreTarget};
+use pgsteward::backup::{BackupSummary, RestoreReport, RestoreTarget, VerifyReport, VerifyTier};
 use pgsteward::jobs::{CancelToken, JobProgress, ProgressSink};
 use tauri::{AppHandle, Emitter, State};
 
@@ -50,5 +50,20 @@ pub async fn backup_restore(
             events(&app),
             CancelToken::default(),
         )
+        .await
+}
+
+/// Verify one backup (sampled reads 10 % of its segments).
+#[tauri::command]
+pub async fn backup_verify(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    name: String,
+    backup_id: String,
+    tier: VerifyTier,
+) -> CmdResult<Vec<VerifyReport>> {
+    state
+        .steward
+        .backup_verify(&name, Some(&backup_id), tier, 0.1, events(&app))
         .await
 }

@@ -19,6 +19,8 @@ import type {
   RestoreTarget,
   SignalKind,
   SignalOutcome,
+  VerifyReport,
+  VerifyTier,
 } from "./bindings";
 import { appError, toAppError } from "./errors";
 
@@ -116,6 +118,15 @@ export function explainRun(name: string, sql: string, analyze: boolean): Promise
 
 export function healthCheck(name: string): Promise<HealthReport> {
   return call<HealthReport>("health_check", { name });
+}
+
+/** Verifies one backup: quick (sizes), sampled (10 % of segments authenticated) or full. */
+export function backupVerify(
+  name: string,
+  backupId: string,
+  tier: VerifyTier,
+): Promise<VerifyReport[]> {
+  return call<VerifyReport[]>("backup_verify", { name, backupId, tier });
 }
 
 export function sandboxStart(): Promise<ProjectSummary> {

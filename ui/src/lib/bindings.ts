@@ -275,7 +275,11 @@ database: string, server_version: string,
  * The most serious status of all checks.
  */
 status: HealthStatus, checks: Array<HealthCheck>, checked_at: string, };
-export type BackupSummary = { id: string, project: string, database: string, created_at: string, finished_at: string, server_version: string, plaintext_bytes: number, stored_bytes: number, duration_ms: number, };
+export type BackupSummary = { id: string, project: string, database: string, created_at: string, finished_at: string, server_version: string, plaintext_bytes: number, stored_bytes: number, duration_ms: number, 
+/**
+ * The latest verification of this backup (a restore counts as a full one), if any.
+ */
+last_check: VerifyReport | null, };
 export type JobKind = "backup" | "restore" | "verify";
 export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 export type JobProgress = { job_id: string, kind: JobKind, project: string, status: JobStatus, 

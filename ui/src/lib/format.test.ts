@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  compressionRatio,
   defaultRestoreName,
   formatBytes,
   formatDurationMs,
@@ -86,5 +87,13 @@ describe("formatLatency", () => {
   it("keeps one decimal below 10 ms", () => {
     expect(formatLatency(0.84)).toBe("0.8 ms");
     expect(formatLatency(12.6)).toBe("13 ms");
+  });
+});
+
+describe("compressionRatio", () => {
+  it("says how much smaller the stored backup is", () => {
+    expect(compressionRatio({ plaintext_bytes: 4200, stored_bytes: 1000 })).toBe("4.2×");
+    expect(compressionRatio({ plaintext_bytes: 25000, stored_bytes: 1000 })).toBe("25×");
+    expect(compressionRatio({ plaintext_bytes: 0, stored_bytes: 0 })).toBe("—");
   });
 });

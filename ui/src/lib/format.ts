@@ -132,3 +132,10 @@ export function formatLatency(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return "—";
   return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
 }
+
+/** How much smaller the stored backup is than the dump: `4.2×`; `—` when unknown. */
+export function compressionRatio(b: { plaintext_bytes: number; stored_bytes: number }): string {
+  if (!(b.plaintext_bytes > 0) || !(b.stored_bytes > 0)) return "—";
+  const r = b.plaintext_bytes / b.stored_bytes;
+  return `${r >= 10 ? Math.round(r) : r.toFixed(1)}×`;
+}
