@@ -295,7 +295,7 @@ async fn run_one(
     match id {
         CollectorId::Database => database(c, &mut out).await?,
         CollectorId::Activity => activity(c, &mut out, opts).await?,
-        CollectorId::Statements => statements(c, ctx, &mut out).await?,
+        CollectorId::Statements => statements(c, &mut out).await?,
         CollectorId::Checkpoints => checkpoints(c, ctx, &mut out).await?,
         CollectorId::Wal => wal(c, ctx, &mut out).await?,
         CollectorId::Replication => replication(c, &mut out).await?,
@@ -407,31 +407,67 @@ async fn activity(c: &mut PgConnection, out: &mut Collected, opts: &CollectOptio
     Ok(())
 }
 
-/// Where pg_stat_statements lives in the current database, and whether the library is loaded.
-pub async fn statements_schema(c: &mut PgConnection) -> Result<(bool, Option<String>)> {
+/// Whether pg_stat_statements can be read in the current database: `Ok(None)` when it can
+/// (its schema is then returned by [`statements_schema`]), else how to enable it.
+///
+/// `shared_preload_libraries` is only visible to roles with pg_read_all_settings (pg_monitor has
+/// it); for other roles the extension is probed directly.
+pub async fn statements_schema(c: &mut PgConnection) -> Result<std::result::Result<String, String>> {
     let r = sqlx::query(sql!(
-        "SELECT current_setting('shared_preload_libraries') AS spl,
+        "SELECT (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS spl,
                 (SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-                  WHERE e.extname = 'pg_stat_statements') AS nsp"
+                  WHERE e.extname = 'pg_stat_statements') AS nsp,
+                current_database()::text AS db"
     ))
     .fetch_one(&mut *c)
     .await?;
-    let spl: String = r.get("spl");
-    let preloaded = spl
-        .split(',')
-        .map(|s| s.trim().trim_matches('"').trim())
-        .any(|s| s == "pg_stat_statements" || s.ends_with("/pg_stat_statements"));
-    Ok((preloaded, r.get("nsp")))
+    let db: String = r.get("db");
+    let preloaded = r.get::<Option<String>, _>("spl").map(|spl| {
+        spl.split(',')
+            .map(|s| s.trim().trim_matches('"').trim())
+            .any(|s| s == "pg_stat_statements" || s.ends_with("/pg_stat_statements"))
+    });
+    let nsp: Option<String> = r.get("nsp");
+    match (preloaded, nsp) {
+        (Some(false), _) => Ok(Err(enable_statements_instructions(&db, false))),
+        (_, None) => Ok(Err(enable_statements_instructions(
+            &db,
+            preloaded.unwrap_or(false),
+        ))),
+        (Some(true), Some(nsp)) => Ok(Ok(nsp)),
+        (None, Some(nsp)) => {
+            // Cannot see the setting: ask the view; it refuses when the library is not loaded.
+            let probe = format!(
+                "{MARK} SELECT 1 FROM {}.pg_stat_statements LIMIT 1",
+                quote_ident(&nsp)?
+            );
+            let mut sp = c.begin().await?;
+            let res = sqlx::query(&probe)
+                .persistent(false)
+                .fetch_optional(&mut *sp)
+                .await;
+            sp.rollback().await?;
+            match res {
+                Ok(_) => Ok(Ok(nsp)),
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55000") => {
+                    Ok(Err(enable_statements_instructions(&db, false)))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
 }
 
 /// Longest query text kept in the history.
 const MAX_QUERY_TEXT: usize = 4000;
 
-async fn statements(c: &mut PgConnection, ctx: &Collection, out: &mut Collected) -> Result<()> {
-    let (preloaded, nsp) = statements_schema(c).await?;
-    let Some(nsp) = nsp.filter(|_| preloaded) else {
-        out.note = Some(enable_statements_instructions(&ctx.database, preloaded));
-        return Ok(());
+async fn statements(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
+    let nsp = match statements_schema(c).await? {
+        Ok(nsp) => nsp,
+        Err(how) => {
+            out.note = Some(how);
+            return Ok(());
+        }
     };
     let schema = quote_ident(&nsp)?;
     // Column names changed in 13 (total_time -> total_exec_time); an extension not yet updated

@@ -9,9 +9,8 @@ use ts_rs::TS;
 
 use crate::conn::Pool;
 use crate::error::{Error, ErrorCode, Result};
-use crate::sql;
 
-use super::collect::{enable_statements_instructions, statements_schema};
+use super::collect::statements_schema;
 use super::history::{HistoryRetention, HistoryStore, QueryEvent, Resolution, HOUR_MS, MINUTE_MS};
 use super::series::{pick_resolution, HistoryRange};
 
@@ -94,15 +93,7 @@ pub struct TopQueries {
 /// `None` when pg_stat_statements is ready in the project's database, else how to enable it.
 pub async fn statements_status(pool: &Pool) -> Result<Option<String>> {
     let mut conn = pool.acquire().await?;
-    let db: String = sqlx::query_scalar(sql!("SELECT current_database()::text"))
-        .fetch_one(&mut *conn)
-        .await?;
-    let (preloaded, nsp) = statements_schema(&mut conn).await?;
-    Ok(if preloaded && nsp.is_some() {
-        None
-    } else {
-        Some(enable_statements_instructions(&db, preloaded))
-    })
+    Ok(statements_schema(&mut conn).await?.err())
 }
 
 fn db_err(context: &str, e: sqlx::Error) -> Error {
