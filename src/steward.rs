@@ -23,11 +23,11 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::ident::{check_database_name, quote_ident};
 use crate::jobs::{CancelToken, JobKind, JobStatus, ProgressSink, Reporter};
 use crate::monitor::{
-    actions, activity, dashboard, explain, health, locks, queries, sampler, series,
-    ActivityFilter, ActivityReport, BlockingTree, CompactReport, DashboardSnapshot,
-    ExplainOptions, ExplainReport, HealthOptions, HealthReport, HistoryOptions, HistoryRange,
-    HistorySeries, HistoryStore, Metric, QueryEvent, QuerySeries, QuerySort, SampleReport,
-    SampleRing, SamplerHandle, SignalKind, SignalOutcome, TopQueries,
+    actions, activity, dashboard, explain, health, locks, queries, sampler, series, ActivityFilter,
+    ActivityReport, BlockingTree, CompactReport, DashboardSnapshot, ExplainOptions, ExplainReport,
+    HealthOptions, HealthReport, HistoryOptions, HistoryRange, HistorySeries, HistoryStore, Metric,
+    QueryEvent, QuerySeries, QuerySort, SampleReport, SampleRing, SamplerHandle, SignalKind,
+    SignalOutcome, TopQueries,
 };
 use crate::pgbin;
 use crate::project::{Project, ProjectInput, ProjectStore, ProjectSummary};
@@ -230,6 +230,8 @@ impl Steward {
         }
         self.store.remove(name)?;
         self.forget(name);
+        // The history goes with the project (a new project of the same name starts afresh).
+        crate::monitor::history::delete_files(&dir);
         Ok(())
     }
 

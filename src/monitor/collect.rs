@@ -262,7 +262,9 @@ pub async fn collect(pool: &Pool, opts: &CollectOptions) -> Result<Collection> {
 fn failure(id: CollectorId, e: &Error) -> CollectorFailure {
     let mut message = e.message.clone();
     if e.code == ErrorCode::PermissionDenied {
-        message.push_str(" (this collector needs pg_read_all_stats or pg_monitor: GRANT pg_monitor TO the role)");
+        message.push_str(
+            " (this collector needs pg_read_all_stats or pg_monitor: GRANT pg_monitor TO the role)",
+        );
     }
     CollectorFailure {
         collector: id.as_str().to_string(),
@@ -283,11 +285,10 @@ async fn run_one(
         .execute(&mut *tx)
         .await?;
     let c: &mut PgConnection = &mut tx;
-    let epoch: f64 = sqlx::query_scalar(sql!(
-        "SELECT extract(epoch FROM clock_timestamp())::float8"
-    ))
-    .fetch_one(&mut *c)
-    .await?;
+    let epoch: f64 =
+        sqlx::query_scalar(sql!("SELECT extract(epoch FROM clock_timestamp())::float8"))
+            .fetch_one(&mut *c)
+            .await?;
     let mut out = Collected {
         epoch,
         ..Default::default()
@@ -374,11 +375,9 @@ async fn activity(c: &mut PgConnection, out: &mut Collected, opts: &CollectOptio
     ] {
         out.gauges.push(reading("connections", label, v));
     }
-    let max: f64 = sqlx::query_scalar(sql!(
-        "SELECT current_setting('max_connections')::float8"
-    ))
-    .fetch_one(&mut *c)
-    .await?;
+    let max: f64 = sqlx::query_scalar(sql!("SELECT current_setting('max_connections')::float8"))
+        .fetch_one(&mut *c)
+        .await?;
     out.gauges.push(reading("max_connections", "", max));
     let slow = sqlx::query(sql!(
         "SELECT pid, datname::text AS db, usename::text AS usr, coalesce(query, '') AS query,
@@ -412,7 +411,9 @@ async fn activity(c: &mut PgConnection, out: &mut Collected, opts: &CollectOptio
 ///
 /// `shared_preload_libraries` is only visible to roles with pg_read_all_settings (pg_monitor has
 /// it); for other roles the extension is probed directly.
-pub async fn statements_schema(c: &mut PgConnection) -> Result<std::result::Result<String, String>> {
+pub async fn statements_schema(
+    c: &mut PgConnection,
+) -> Result<std::result::Result<String, String>> {
     let r = sqlx::query(sql!(
         "SELECT (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS spl,
                 (SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
@@ -495,7 +496,10 @@ async fn statements(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
           WHERE queryid IS NOT NULL AND query NOT LIKE '{MARK}%'
           GROUP BY queryid"
     );
-    let rows = sqlx::query(&stmt).persistent(false).fetch_all(&mut *c).await?;
+    let rows = sqlx::query(&stmt)
+        .persistent(false)
+        .fetch_all(&mut *c)
+        .await?;
     let list = rows
         .into_iter()
         .map(|r| {
@@ -559,7 +563,8 @@ async fn wal(c: &mut PgConnection, ctx: &Collection, out: &mut Collected) -> Res
         ))
         .fetch_one(&mut *c)
         .await?;
-        out.counters.push(reading("wal_records", "", r.get("records")));
+        out.counters
+            .push(reading("wal_records", "", r.get("records")));
         out.counters.push(reading("wal_fpi", "", r.get("fpi")));
     }
     Ok(())
@@ -578,8 +583,11 @@ async fn replication(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
     .await?;
     for r in standbys {
         let name: String = r.get("name");
-        out.gauges
-            .push(reading("replication_lag_seconds", name.clone(), r.get("lag_s")));
+        out.gauges.push(reading(
+            "replication_lag_seconds",
+            name.clone(),
+            r.get("lag_s"),
+        ));
         out.gauges
             .push(reading("replication_lag_bytes", name, r.get("lag_bytes")));
     }

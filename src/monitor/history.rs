@@ -264,6 +264,14 @@ fn db_err(context: &str, e: sqlx::Error) -> Error {
 /// File name of the store inside a project's folder.
 pub const FILE_NAME: &str = "history.sqlite";
 
+/// Delete the store of the project whose folder is `dir` (with SQLite's WAL and shared-memory
+/// files). Missing files are fine.
+pub fn delete_files(dir: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.join(format!("{FILE_NAME}{suffix}")));
+    }
+}
+
 impl HistoryStore {
     /// Open (creating if needed) the store of a project whose folder is `dir`.
     pub async fn open_in(dir: &Path) -> Result<HistoryStore> {
@@ -819,6 +827,14 @@ impl HistoryStore {
         .await
         .map_err(|e| db_err("counting rows", e))?;
         Ok((r.get("a"), r.get("b"), r.get("c")))
+    }
+
+    /// Number of samples stored.
+    pub async fn sample_count(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT count(*) FROM samples")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_err("counting samples", e))
     }
 
     /// Events with `from <= ts < to`, newest first.

@@ -28,7 +28,7 @@ pub fn increase(prev: f64, cur: f64) -> f64 {
 /// forward (same reading twice, or a clock step backwards).
 pub fn delta(prev: Reading, cur: Reading) -> Option<(f64, f64)> {
     let dt = cur.epoch - prev.epoch;
-    if !(dt > 0.0) || !dt.is_finite() {
+    if dt.is_nan() || dt <= 0.0 || !dt.is_finite() {
         return None;
     }
     let inc = increase(prev.value, cur.value);

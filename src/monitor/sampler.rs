@@ -312,7 +312,7 @@ fn statements(
         return;
     };
     let dt = out.epoch - prev_clock.epoch;
-    if !(dt > 0.0) {
+    if dt.is_nan() || dt <= 0.0 {
         return;
     }
     let (mut calls, mut total) = (0.0, 0.0);
@@ -634,6 +634,10 @@ mod tests {
         assert_eq!(second.write.events[0].duration_ms, 1500.0);
         // pg_stat_statements_reset(): counters drop, nothing goes negative.
         let third = build(3, &mk(120.0, 1.0, 2.0), &state(&second), &prev_st, 1000.0);
-        assert!(third.write.statements.iter().all(|d| d.calls >= 0.0 && d.total_ms >= 0.0));
+        assert!(third
+            .write
+            .statements
+            .iter()
+            .all(|d| d.calls >= 0.0 && d.total_ms >= 0.0));
     }
 }

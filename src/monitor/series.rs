@@ -190,9 +190,9 @@ impl HistoryRange {
             HistoryRange::Last7d => back(7 * DAY_MS),
             HistoryRange::Last30d => back(30 * DAY_MS),
             HistoryRange::Between { from, to } if from < to => Ok((from, to)),
-            HistoryRange::Between { .. } => Err(Error::invalid_input(
-                "The range must start before it ends.",
-            )),
+            HistoryRange::Between { .. } => {
+                Err(Error::invalid_input("The range must start before it ends."))
+            }
         }
     }
 }
@@ -251,12 +251,7 @@ impl Series {
         } else {
             format!("{} ({})", self.title, self.label)
         };
-        charts::line_chart_svg(
-            &title,
-            &self.unit,
-            &points,
-            pct.then_some((0.0, 100.0)),
-        )
+        charts::line_chart_svg(&title, &self.unit, &points, pct.then_some((0.0, 100.0)))
     }
 }
 

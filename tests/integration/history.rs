@@ -29,7 +29,10 @@ async fn sampling_twice_reflects_the_work_done(major: u32) {
     let first = home.st.sample_now("p").await.unwrap();
     assert!(first.failures.is_empty(), "{:?}", first.failures);
     assert_eq!(ok_collectors(&first).len(), 8, "{first:?}");
-    assert!(first.deltas.is_empty(), "no rates without a previous sample");
+    assert!(
+        first.deltas.is_empty(),
+        "no rates without a previous sample"
+    );
     assert_eq!(first.metric("max_connections", ""), Some(100.0));
     assert!(first.metric("connections", "total").unwrap() >= 1.0);
     assert!(first.metric("database_size_bytes", "postgres").unwrap() > 0.0);
@@ -67,7 +70,11 @@ async fn sampling_twice_reflects_the_work_done(major: u32) {
         .await
         .unwrap();
     assert_eq!(h.resolution, Resolution::Raw);
-    let tps: Vec<_> = h.series.iter().filter(|s| s.metric == Metric::Tps).collect();
+    let tps: Vec<_> = h
+        .series
+        .iter()
+        .filter(|s| s.metric == Metric::Tps)
+        .collect();
     assert_eq!(tps.len(), 1);
     assert_eq!(tps[0].points.len(), 1);
     assert!(tps[0].points[0].value > 0.0);
@@ -88,6 +95,14 @@ async fn sampling_twice_reflects_the_work_done(major: u32) {
     assert!(file.exists(), "{}", file.display());
     let store = home.st.history_store("p").await.unwrap();
     assert_eq!(store.journal_mode().await.unwrap(), "wal");
+
+    // Removing the project removes its history: a new project of that name starts afresh.
+    drop(store);
+    home.st.remove("p", false).unwrap();
+    assert!(!file.exists());
+    home.add_uri("p", &pg.uri("postgres"));
+    let fresh = home.st.sample_now("p").await.unwrap();
+    assert!(fresh.deltas.is_empty(), "{:?}", fresh.deltas);
 }
 on_each_version!(sampling_twice_reflects_the_work_done);
 
@@ -117,7 +132,15 @@ async fn a_forbidden_view_fails_alone_and_pg_monitor_is_enough(major: u32) {
     assert_eq!(f.code, "permission_denied");
     assert!(f.message.contains("pg_monitor"), "{}", f.message);
     assert!(!ok_collectors(&r).contains(&"replication"));
-    for c in ["database", "activity", "statements", "checkpoints", "wal", "locks", "sizes"] {
+    for c in [
+        "database",
+        "activity",
+        "statements",
+        "checkpoints",
+        "wal",
+        "locks",
+        "sizes",
+    ] {
         assert!(ok_collectors(&r).contains(&c), "{c}: {r:?}");
     }
     // The rest is stored, and the failure is recorded with the sample.
@@ -202,6 +225,61 @@ async fn a_slow_collector_times_out_alone(major: u32) {
 }
 on_each_version!(a_slow_collector_times_out_alone);
 
+async fn the_background_sampler_stops_with_its_handle(major: u32) {
+    let pg = Pg::start(major);
+    let home = Home::new();
+    home.add_uri("p", &pg.uri("postgres"));
+    let store = home.st.history_store("p").await.unwrap();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let s = seen.clone();
+    let handle = home
+        .st
+        .start_sampler_with(
+            "p",
+            std::time::Duration::from_millis(200),
+            Some(std::sync::Arc::new(move |r| {
+                assert!(r.is_ok(), "{r:?}");
+                s.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            })),
+        )
+        .unwrap();
+    while handle.state().samples < 3 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(handle.is_running());
+    handle.stop().await;
+    let stored = store.sample_count().await.unwrap();
+    assert!(stored >= 3);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(store.sample_count().await.unwrap(), stored);
+    // Rates flowed between the background samples.
+    let h = home
+        .st
+        .history_series("p", &[Metric::Tps], HistoryRange::Last15m)
+        .await
+        .unwrap();
+    assert!(h.series[0].points.len() >= 2);
+
+    // Dropping the handle stops it too.
+    let handle = home
+        .st
+        .start_sampler("p", std::time::Duration::from_millis(200))
+        .unwrap();
+    while handle.state().samples < 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(handle);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after_drop = store.sample_count().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(store.sample_count().await.unwrap(), after_drop);
+    assert!(home
+        .st
+        .start_sampler("nope", std::time::Duration::from_secs(1))
+        .is_err());
+}
+on_each_version!(the_background_sampler_stops_with_its_handle);
+
 #[tokio::test]
 async fn roll_ups_and_retention() {
     let dir = tempfile::tempdir().unwrap();
@@ -241,18 +319,31 @@ async fn roll_ups_and_retention() {
 
     let three_days = minute(now - 3 * day);
     let b = store
-        .buckets("tps", Resolution::Minute, three_days, three_days + MINUTE_MS)
+        .buckets(
+            "tps",
+            Resolution::Minute,
+            three_days,
+            three_days + MINUTE_MS,
+        )
         .await
         .unwrap();
     let b = &b[""];
     assert_eq!(b.len(), 1);
-    assert_eq!((b[0].sum / b[0].n as f64, b[0].min, b[0].max, b[0].n), (2.0, 1.0, 3.0, 3));
+    assert_eq!(
+        (b[0].sum / b[0].n as f64, b[0].min, b[0].max, b[0].n),
+        (2.0, 1.0, 3.0, 3)
+    );
 
     // A second compaction adds nothing twice.
     store.compact(&retention, now).await.unwrap();
     assert_eq!(store.row_counts().await.unwrap(), (raw, minutes, hours));
     let b = store
-        .buckets("tps", Resolution::Minute, three_days, three_days + MINUTE_MS)
+        .buckets(
+            "tps",
+            Resolution::Minute,
+            three_days,
+            three_days + MINUTE_MS,
+        )
         .await
         .unwrap();
     assert_eq!(b[""][0].n, 3);
@@ -271,7 +362,9 @@ async fn roll_ups_and_retention() {
     assert_eq!(h.resolution, Resolution::Hour);
     let pts = &h.series[0].points;
     assert!(pts.iter().all(|p| p.t >= now - 30 * day - 3_600_000));
-    assert!(pts.iter().any(|p| (p.value - 2.0).abs() < 1e-9 && p.max == 3.0));
+    assert!(pts
+        .iter()
+        .any(|p| (p.value - 2.0).abs() < 1e-9 && p.max == 3.0));
     // Ten minutes ago is reachable at every resolution (not yet rolled up is read from raw).
     let h = pgsteward::monitor::series::history_series(
         "t",
@@ -425,7 +518,10 @@ async fn without_pg_stat_statements_the_report_says_how_to_enable_it(major: u32)
     let note = r.notes.join(" ");
     assert!(note.contains("shared_preload_libraries"), "{note}");
     assert!(note.contains("restart"), "{note}");
-    assert!(note.contains("CREATE EXTENSION pg_stat_statements"), "{note}");
+    assert!(
+        note.contains("CREATE EXTENSION pg_stat_statements"),
+        "{note}"
+    );
     let top = home
         .st
         .top_queries("p", HistoryRange::Last24h, QuerySort::Total, 10)
@@ -434,7 +530,10 @@ async fn without_pg_stat_statements_the_report_says_how_to_enable_it(major: u32)
     assert!(top.queries.is_empty());
     assert_eq!(top.statements_available, Some(false));
     let how = top.enable_instructions.unwrap();
-    assert!(how.contains("shared_preload_libraries = 'pg_stat_statements'"), "{how}");
+    assert!(
+        how.contains("shared_preload_libraries = 'pg_stat_statements'"),
+        "{how}"
+    );
     assert!(how.contains("restart the server"), "{how}");
     assert!(how.contains("CREATE EXTENSION pg_stat_statements"), "{how}");
 }
@@ -484,7 +583,9 @@ async fn history_commands_speak_json(major: u32) {
 
     let (ok, v) = run(
         &home,
-        &["--json", "history", "show", "p", "--range", "1h", "--metric", "tps"],
+        &[
+            "--json", "history", "show", "p", "--range", "1h", "--metric", "tps",
+        ],
     );
     assert!(ok, "{v}");
     assert_eq!(v["resolution"], "raw");
@@ -500,7 +601,10 @@ async fn history_commands_speak_json(major: u32) {
     assert!(ok, "{v}");
     assert_eq!(v["sort"], "mean");
     assert!(
-        v["queries"][0]["query"].as_str().unwrap().contains("pg_sleep"),
+        v["queries"][0]["query"]
+            .as_str()
+            .unwrap()
+            .contains("pg_sleep"),
         "{v}"
     );
 
@@ -508,7 +612,10 @@ async fn history_commands_speak_json(major: u32) {
     assert!(ok, "{v}");
     assert_eq!(v[0]["project"], "p");
 
-    let (ok, v) = run(&home, &["--json", "history", "show", "p", "--metric", "nope"]);
+    let (ok, v) = run(
+        &home,
+        &["--json", "history", "show", "p", "--metric", "nope"],
+    );
     assert!(!ok);
     assert_eq!(v["error"]["code"], "invalid_input");
     let (ok, v) = run(&home, &["--json", "queries", "p", "--sort", "fastest"]);

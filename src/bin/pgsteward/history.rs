@@ -62,8 +62,10 @@ pub fn parse_interval(s: &str) -> Result<Duration, Error> {
             )))
         }
     };
-    if !(secs >= 0.1) || !secs.is_finite() {
-        return Err(Error::invalid_input("The interval must be at least 100 ms."));
+    if secs.is_nan() || secs < 0.1 || !secs.is_finite() {
+        return Err(Error::invalid_input(
+            "The interval must be at least 100 ms.",
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -94,7 +96,10 @@ fn print_sample(r: &SampleReport) {
         println!("  (first sample: rates appear from the next one)");
     }
     if r.statements_recorded > 0 {
-        println!("  {} statement(s) ran since the previous sample", r.statements_recorded);
+        println!(
+            "  {} statement(s) ran since the previous sample",
+            r.statements_recorded
+        );
     }
     for e in &r.events {
         println!(
@@ -108,7 +113,11 @@ fn print_sample(r: &SampleReport) {
 
 fn fmt_value(unit: &str, v: f64) -> String {
     match unit {
-        "B" | "B/s" => format!("{}{}", human_bytes(v), if unit == "B/s" { "/s" } else { "" }),
+        "B" | "B/s" => format!(
+            "{}{}",
+            human_bytes(v),
+            if unit == "B/s" { "/s" } else { "" }
+        ),
         "%" => format!("{:.2} %", v * 100.0),
         _ => format!("{v:.2} {unit}"),
     }
@@ -167,10 +176,7 @@ pub async fn run(st: &Arc<Steward>, cmd: HistoryCmd, json: bool) -> Result<(), E
             let every = parse_interval(&interval)?;
             st.get(&name)?;
             let cb: pgsteward::monitor::sampler::OnSample = Arc::new(move |r| match r {
-                Ok(r) if json => println!(
-                    "{}",
-                    serde_json::to_string(r).expect("serializable")
-                ),
+                Ok(r) if json => println!("{}", serde_json::to_string(r).expect("serializable")),
                 Ok(r) => print_sample(r),
                 Err(e) if json => println!("{}", serde_json::json!({ "error": e })),
                 Err(e) => eprintln!("error[{}]: {}", e.code, e.message),
@@ -251,7 +257,12 @@ pub async fn queries(
     json: bool,
 ) -> Result<(), Error> {
     let r = st
-        .top_queries(name, HistoryRange::parse(range)?, QuerySort::parse(sort)?, limit)
+        .top_queries(
+            name,
+            HistoryRange::parse(range)?,
+            QuerySort::parse(sort)?,
+            limit,
+        )
         .await?;
     out(json, &r, |r| {
         if let Some(how) = &r.enable_instructions {
