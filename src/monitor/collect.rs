@@ -194,8 +194,7 @@ pub fn enable_statements_instructions(database: &str, preloaded: bool) -> String
 /// Run the collectors. Fails as a whole only when no connection can be had at all.
 pub async fn collect(pool: &Pool, opts: &CollectOptions) -> Result<Collection> {
     let mut first = pool.acquire().await?;
-    let row = sqlx::query(sql!(
-        "SELECT current_setting('server_version_num')::int AS n, current_database()::text AS db"
+    let row = sqlx::query(sql!("SELECT /* pgsteward */ current_setting('server_version_num')::int AS n, current_database()::text AS db"
     ))
     .fetch_one(&mut *first)
     .await
@@ -279,16 +278,21 @@ async fn run_one(
     ctx: &Collection,
     opts: &CollectOptions,
 ) -> Result<Collected> {
-    let mut tx = conn.begin_with(sql!("BEGIN READ ONLY")).await?;
-    sqlx::query(sql!("SELECT set_config('statement_timeout', $1, true)"))
-        .bind(format!("{}ms", opts.collector_timeout.as_millis().max(1)))
-        .execute(&mut *tx)
+    let mut tx = conn
+        .begin_with(sql!("BEGIN /* pgsteward */ READ ONLY"))
         .await?;
+    sqlx::query(sql!(
+        "SELECT /* pgsteward */ set_config('statement_timeout', $1, true)"
+    ))
+    .bind(format!("{}ms", opts.collector_timeout.as_millis().max(1)))
+    .execute(&mut *tx)
+    .await?;
     let c: &mut PgConnection = &mut tx;
-    let epoch: f64 =
-        sqlx::query_scalar(sql!("SELECT extract(epoch FROM clock_timestamp())::float8"))
-            .fetch_one(&mut *c)
-            .await?;
+    let epoch: f64 = sqlx::query_scalar(sql!(
+        "SELECT /* pgsteward */ extract(epoch FROM clock_timestamp())::float8"
+    ))
+    .fetch_one(&mut *c)
+    .await?;
     let mut out = Collected {
         epoch,
         ..Default::default()
@@ -325,7 +329,7 @@ pub const DATABASE_COUNTERS: [&str; 12] = [
 
 async fn database(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
     let r = sqlx::query(sql!(
-        "SELECT coalesce(sum(xact_commit), 0)::float8 AS xact_commit,
+        "SELECT /* pgsteward */ coalesce(sum(xact_commit), 0)::float8 AS xact_commit,
                 coalesce(sum(xact_rollback), 0)::float8 AS xact_rollback,
                 coalesce(sum(blks_hit), 0)::float8 AS blks_hit,
                 coalesce(sum(blks_read), 0)::float8 AS blks_read,
@@ -349,7 +353,7 @@ async fn database(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
 
 async fn activity(c: &mut PgConnection, out: &mut Collected, opts: &CollectOptions) -> Result<()> {
     let rows = sqlx::query(sql!(
-        "SELECT coalesce(state, 'unknown') AS state, count(*)::float8 AS n
+        "SELECT /* pgsteward */ coalesce(state, 'unknown') AS state, count(*)::float8 AS n
            FROM pg_stat_activity
           WHERE backend_type = 'client backend'
           GROUP BY 1"
@@ -375,12 +379,13 @@ async fn activity(c: &mut PgConnection, out: &mut Collected, opts: &CollectOptio
     ] {
         out.gauges.push(reading("connections", label, v));
     }
-    let max: f64 = sqlx::query_scalar(sql!("SELECT current_setting('max_connections')::float8"))
-        .fetch_one(&mut *c)
-        .await?;
+    let max: f64 = sqlx::query_scalar(sql!(
+        "SELECT /* pgsteward */ current_setting('max_connections')::float8"
+    ))
+    .fetch_one(&mut *c)
+    .await?;
     out.gauges.push(reading("max_connections", "", max));
-    let slow = sqlx::query(sql!(
-        "SELECT pid, datname::text AS db, usename::text AS usr, coalesce(query, '') AS query,
+    let slow = sqlx::query(sql!("SELECT /* pgsteward */ pid, datname::text AS db, usename::text AS usr, coalesce(query, '') AS query,
                 (extract(epoch FROM clock_timestamp() - query_start) * 1000)::float8 AS ms,
                 extract(epoch FROM query_start)::float8 AS started
            FROM pg_stat_activity
@@ -414,8 +419,7 @@ async fn activity(c: &mut PgConnection, out: &mut Collected, opts: &CollectOptio
 pub async fn statements_schema(
     c: &mut PgConnection,
 ) -> Result<std::result::Result<String, String>> {
-    let r = sqlx::query(sql!(
-        "SELECT (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS spl,
+    let r = sqlx::query(sql!("SELECT /* pgsteward */ (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS spl,
                 (SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
                   WHERE e.extname = 'pg_stat_statements') AS nsp,
                 current_database()::text AS db"
@@ -439,7 +443,7 @@ pub async fn statements_schema(
         (None, Some(nsp)) => {
             // Cannot see the setting: ask the view; it refuses when the library is not loaded.
             let probe = format!(
-                "{MARK} SELECT 1 FROM {}.pg_stat_statements LIMIT 1",
+                "{MARK} SELECT {MARK} 1 FROM {}.pg_stat_statements LIMIT 1",
                 quote_ident(&nsp)?
             );
             let mut sp = c.begin().await?;
@@ -474,7 +478,7 @@ async fn statements(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
     // Column names changed in 13 (total_time -> total_exec_time); an extension not yet updated
     // after a server upgrade keeps the old ones, so ask the view itself.
     let cols: Vec<String> = sqlx::query_scalar(sql!(
-        "SELECT attname::text FROM pg_attribute
+        "SELECT /* pgsteward */ attname::text FROM pg_attribute
           WHERE attrelid = to_regclass(format('%I.pg_stat_statements', $1::text))
             AND attname IN ('total_exec_time', 'total_time') AND NOT attisdropped"
     ))
@@ -486,14 +490,16 @@ async fn statements(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
     } else {
         "total_time"
     };
-    // pgsteward's own statements (marked) are left out: they are the monitor, not the workload.
+    // pgsteward's own statements are left out: they are the monitor, not the workload. They are
+    // recognised by the marker comment; PostgreSQL 18 drops a *leading* comment from the text
+    // it records, so the collectors also carry the marker after their first keyword.
     let stmt = format!(
-        "{MARK} SELECT queryid::text AS queryid, min(query) AS query,
+        "{MARK} SELECT {MARK} queryid::text AS queryid, min(query) AS query,
                 sum(calls)::float8 AS calls, sum({total})::float8 AS total_ms,
                 sum(rows)::float8 AS rows, sum(shared_blks_read)::float8 AS shared_blks_read,
                 sum(temp_blks_written)::float8 AS temp_blks_written
            FROM {schema}.pg_stat_statements
-          WHERE queryid IS NOT NULL AND query NOT LIKE '{MARK}%'
+          WHERE queryid IS NOT NULL AND strpos(query, '{MARK}') = 0
           GROUP BY queryid"
     );
     let rows = sqlx::query(&stmt)
@@ -528,14 +534,12 @@ async fn statements(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
 
 async fn checkpoints(c: &mut PgConnection, ctx: &Collection, out: &mut Collected) -> Result<()> {
     let r = if ctx.server_version_num >= 170000 {
-        sqlx::query(sql!(
-            "SELECT num_timed::float8 AS timed, num_requested::float8 AS req FROM pg_stat_checkpointer"
+        sqlx::query(sql!("SELECT /* pgsteward */ num_timed::float8 AS timed, num_requested::float8 AS req FROM pg_stat_checkpointer"
         ))
         .fetch_one(&mut *c)
         .await?
     } else {
-        sqlx::query(sql!(
-            "SELECT checkpoints_timed::float8 AS timed, checkpoints_req::float8 AS req FROM pg_stat_bgwriter"
+        sqlx::query(sql!("SELECT /* pgsteward */ checkpoints_timed::float8 AS timed, checkpoints_req::float8 AS req FROM pg_stat_bgwriter"
         ))
         .fetch_one(&mut *c)
         .await?
@@ -548,8 +552,7 @@ async fn checkpoints(c: &mut PgConnection, ctx: &Collection, out: &mut Collected
 }
 
 async fn wal(c: &mut PgConnection, ctx: &Collection, out: &mut Collected) -> Result<()> {
-    let lsn: Option<f64> = sqlx::query_scalar(sql!(
-        "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END
+    let lsn: Option<f64> = sqlx::query_scalar(sql!("SELECT /* pgsteward */ (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END
                  - '0/0'::pg_lsn)::float8"
     ))
     .fetch_one(&mut *c)
@@ -558,8 +561,7 @@ async fn wal(c: &mut PgConnection, ctx: &Collection, out: &mut Collected) -> Res
         out.counters.push(reading("wal_lsn", "", lsn));
     }
     if ctx.server_version_num >= 140000 {
-        let r = sqlx::query(sql!(
-            "SELECT wal_records::float8 AS records, wal_fpi::float8 AS fpi FROM pg_stat_wal"
+        let r = sqlx::query(sql!("SELECT /* pgsteward */ wal_records::float8 AS records, wal_fpi::float8 AS fpi FROM pg_stat_wal"
         ))
         .fetch_one(&mut *c)
         .await?;
@@ -571,8 +573,7 @@ async fn wal(c: &mut PgConnection, ctx: &Collection, out: &mut Collected) -> Res
 }
 
 async fn replication(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
-    let standbys = sqlx::query(sql!(
-        "SELECT coalesce(nullif(application_name, ''), client_addr::text, pid::text) AS name,
+    let standbys = sqlx::query(sql!("SELECT /* pgsteward */ coalesce(nullif(application_name, ''), client_addr::text, pid::text) AS name,
                 coalesce(extract(epoch FROM replay_lag), 0)::float8 AS lag_s,
                 coalesce(pg_wal_lsn_diff(
                     CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END,
@@ -591,8 +592,7 @@ async fn replication(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
         out.gauges
             .push(reading("replication_lag_bytes", name, r.get("lag_bytes")));
     }
-    let slots = sqlx::query(sql!(
-        "SELECT slot_name::text AS name,
+    let slots = sqlx::query(sql!("SELECT /* pgsteward */ slot_name::text AS name,
                 coalesce(pg_wal_lsn_diff(
                     CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END,
                     restart_lsn), 0)::float8 AS retained
@@ -612,7 +612,7 @@ async fn replication(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
 
 async fn locks(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
     let n: f64 = sqlx::query_scalar(sql!(
-        "SELECT count(*) FILTER (WHERE NOT granted)::float8 FROM pg_locks"
+        "SELECT /* pgsteward */ count(*) FILTER (WHERE NOT granted)::float8 FROM pg_locks"
     ))
     .fetch_one(&mut *c)
     .await?;
@@ -621,8 +621,7 @@ async fn locks(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
 }
 
 async fn sizes(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
-    let rows = sqlx::query(sql!(
-        "SELECT datname::text AS name, pg_database_size(oid)::float8 AS bytes
+    let rows = sqlx::query(sql!("SELECT /* pgsteward */ datname::text AS name, pg_database_size(oid)::float8 AS bytes
            FROM pg_database
           WHERE datallowconn
             AND (has_database_privilege(oid, 'CONNECT') OR pg_has_role('pg_read_all_stats', 'USAGE'))"

@@ -145,7 +145,7 @@ pub async fn run(st: &Arc<Steward>, cmd: HistoryCmd, json: bool) -> Result<(), E
             };
             let h = st.history_series(&name, &metrics, range).await?;
             out(json, &h, |h| {
-                println!("{} points per series, {:?} resolution", name, h.resolution);
+                println!("{name}: {:?} resolution", h.resolution);
                 if h.series.is_empty() {
                     println!("no samples in this range yet: run `pgsteward history sample {name}` or `history run`");
                 }
