@@ -134,6 +134,9 @@ pub struct Collected {
 pub struct Collection {
     pub server_version_num: i32,
     pub database: String,
+    /// When the server (postmaster) started: counters read before a different start belong to
+    /// another run of the server, or to another server.
+    pub server_started: String,
     pub outputs: Vec<(CollectorId, Collected)>,
     pub failures: Vec<CollectorFailure>,
 }
@@ -193,15 +196,20 @@ pub fn enable_statements_instructions(database: &str, preloaded: bool) -> String
 
 /// Run the collectors. Fails as a whole only when no connection can be had at all.
 pub async fn collect(pool: &Pool, opts: &CollectOptions) -> Result<Collection> {
-    let mut first = pool.acquire().await?;
-    let row = sqlx::query(sql!("SELECT /* pgsteward */ current_setting('server_version_num')::int AS n, current_database()::text AS db"
-    ))
-    .fetch_one(&mut *first)
-    .await
-    .inspect_err(|_| first.discard())?;
+    // Pooled sessions can be dead (the server restarted since they were used): drop the idle
+    // ones and retry once with a fresh session, which tells them from a server that is down.
+    let (first, row) = match first_contact(pool).await {
+        Ok(r) => r,
+        Err(e) if session_gone(&e) => {
+            let _ = tokio::time::timeout(Duration::from_secs(2), pool.close_idle()).await;
+            first_contact(pool).await?
+        }
+        Err(e) => return Err(e),
+    };
     let mut out = Collection {
         server_version_num: row.get("n"),
         database: row.get("db"),
+        server_started: row.get("started"),
         ..Default::default()
     };
     let mut conn = Some(first);
@@ -256,6 +264,23 @@ pub async fn collect(pool: &Pool, opts: &CollectOptions) -> Result<Collection> {
         }
     }
     Ok(out)
+}
+
+async fn first_contact(pool: &Pool) -> Result<(crate::conn::PooledConn, sqlx::postgres::PgRow)> {
+    let mut first = pool.acquire().await?;
+    let row = sqlx::query(sql!("SELECT /* pgsteward */ current_setting('server_version_num')::int AS n, current_database()::text AS db,
+                pg_postmaster_start_time()::text AS started"
+    ))
+    .fetch_one(&mut *first)
+    .await
+    .inspect_err(|_| first.discard())?;
+    Ok((first, row))
+}
+
+/// The session ended under us (server restart, admin shutdown, network): worth one retry.
+fn session_gone(e: &Error) -> bool {
+    e.code == ErrorCode::ConnectFailed
+        || e.sqlstate.as_deref().is_some_and(|s| s.starts_with("57P"))
 }
 
 fn failure(id: CollectorId, e: &Error) -> CollectorFailure {

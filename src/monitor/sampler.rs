@@ -115,6 +115,21 @@ pub fn rate_name(counter: &str) -> String {
 /// Name under which the statements collector keeps the time of its last reading.
 const STATEMENTS_CLOCK: &str = "statements_entries";
 
+/// Name under which the server's start time is kept with the counters.
+const SERVER_START: &str = "server_start";
+
+/// The server start time as a number to keep with the counters (a hash of its text: only
+/// equality matters).
+fn server_identity(started: &str) -> f64 {
+    // FNV-1a, folded to 52 bits so it is exact as an f64.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in started.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h >> 12) as f64
+}
+
 /// Take one sample of `pool`'s server into `store`.
 pub async fn sample(
     project: &str,
@@ -123,17 +138,35 @@ pub async fn sample(
     opts: &HistoryOptions,
 ) -> Result<SampleReport> {
     let collection = collect::collect(pool, &opts.collect).await?;
-    let prev = store.counters().await?;
-    let prev_statements = store.statement_counters().await?;
+    let mut prev = store.counters().await?;
+    let mut prev_statements = store.statement_counters().await?;
+    // Readings from before a restart of the server, or from another server (the project now
+    // points elsewhere), are not compared with: the first sample after it stores no rates.
+    let identity = server_identity(&collection.server_started);
+    if prev
+        .get(&(SERVER_START.to_string(), String::new()))
+        .is_some_and(|s| s.value != identity)
+    {
+        prev.clear();
+        prev_statements.clear();
+    }
     let now = chrono::Utc::now();
     let ts = now.timestamp_millis();
-    let built = build(
+    let mut built = build(
         ts,
         &collection,
         &prev,
         &prev_statements,
         opts.collect.slow_query_threshold_ms,
     );
+    built.write.counters.push((
+        SERVER_START.into(),
+        String::new(),
+        CounterState {
+            value: identity,
+            epoch: built.write.server_epoch,
+        },
+    ));
     store.write_sample(&built.write).await?;
     Ok(SampleReport {
         project: project.to_string(),
@@ -518,6 +551,7 @@ mod tests {
         Collection {
             server_version_num: 180000,
             database: "d".into(),
+            server_started: "2026-01-01 00:00:00+00".into(),
             outputs: vec![(
                 CollectorId::Database,
                 Collected {

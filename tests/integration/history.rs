@@ -96,6 +96,20 @@ async fn sampling_twice_reflects_the_work_done(major: u32) {
     let store = home.st.history_store("p").await.unwrap();
     assert_eq!(store.journal_mode().await.unwrap(), "wal");
 
+    // After a restart the first sample compares with nothing (the counters belong to the
+    // previous run of the server), then rates resume.
+    pg.cluster.stop().unwrap();
+    pg.cluster.start().unwrap();
+    let after_restart = home.st.sample_now("p").await.unwrap();
+    assert!(
+        after_restart.deltas.is_empty(),
+        "{:?}",
+        after_restart.deltas
+    );
+    pg.sql("postgres", TWO_HUNDRED_COMMITS);
+    let resumed = home.st.sample_now("p").await.unwrap();
+    assert!(resumed.delta("xact_commit").unwrap() >= 200.0);
+
     // Removing the project removes its history: a new project of that name starts afresh.
     drop(store);
     home.st.remove("p", false).unwrap();
@@ -378,6 +392,48 @@ async fn roll_ups_and_retention() {
     .unwrap();
     assert_eq!(h.resolution, Resolution::Raw);
     assert_eq!(h.series[0].points.len(), 3);
+    // Per-query deltas: three days ago survives as an hourly sum, ten minutes ago as raw rows;
+    // a range covering both adds them once each.
+    let delta = |calls: f64, total_ms: f64| pgsteward::monitor::history::StatementDelta {
+        queryid: "42".into(),
+        interval_s: 10.0,
+        calls,
+        total_ms,
+        rows: calls,
+        shared_blks_read: 0.0,
+        temp_blks_written: 0.0,
+    };
+    let text = [("42".to_string(), "SELECT slow_thing()".to_string())];
+    // A fresh store: its watermarks start before these rows.
+    let dir2 = tempfile::tempdir().unwrap();
+    let st2 = HistoryStore::open_in(dir2.path()).await.unwrap();
+    st2.insert_statements(now - 3 * day, &[delta(2.0, 5000.0)], &text)
+        .await
+        .unwrap();
+    st2.insert_statements(now - 3 * day + 1000, &[delta(1.0, 1000.0)], &text)
+        .await
+        .unwrap();
+    st2.insert_statements(now - 10 * 60_000, &[delta(4.0, 400.0)], &text)
+        .await
+        .unwrap();
+    st2.compact(&retention, now).await.unwrap();
+    st2.compact(&retention, now).await.unwrap();
+    let top = |from: i64| {
+        let st2 = st2.clone();
+        async move {
+            pgsteward::monitor::queries::top_queries(&st2, from, now + 1, QuerySort::Total, 10)
+                .await
+                .unwrap()
+        }
+    };
+    let week = top(now - 7 * day).await;
+    assert_eq!(week.len(), 1);
+    assert_eq!((week[0].calls, week[0].total_ms), (7.0, 6400.0));
+    assert_eq!(week[0].query, "SELECT slow_thing()");
+    let recent = top(now - 15 * 60_000).await;
+    assert_eq!((recent[0].calls, recent[0].total_ms), (4.0, 400.0));
+    assert_eq!(recent[0].mean_ms, 100.0);
+
     // An explicit range a year and a half ago is empty: deleted.
     let h = pgsteward::monitor::series::history_series(
         "t",
