@@ -43,6 +43,8 @@ use super::collect::{CollectorFailure, StatementCounters};
 pub const MINUTE_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 86_400_000;
+/// How long after a minute ends it is rolled up.
+pub const ROLLUP_GRACE_MS: i64 = 2 * MINUTE_MS;
 
 /// How long each resolution of the history is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -586,7 +588,9 @@ impl HistoryStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| db_err("reading watermarks", e))?;
-        let minute_end = now.div_euclid(MINUTE_MS) * MINUTE_MS;
+        // Minutes are rolled up a little after they end, so a sample written late (a slow
+        // collection, another process) still lands before its minute is folded.
+        let minute_end = (now - ROLLUP_GRACE_MS).div_euclid(MINUTE_MS) * MINUTE_MS;
         let hour_end = minute_end.div_euclid(HOUR_MS) * HOUR_MS;
         let from = minute_wm.unwrap_or(i64::MIN);
         if minute_end > from {

@@ -671,6 +671,37 @@ async fn history_commands_speak_json(major: u32) {
         "{v}"
     );
 
+    // `history run` samples until interrupted, one JSON report per line.
+    let store = home.st.history_store("p").await.unwrap();
+    let before = store.sample_count().await.unwrap();
+    let child = std::process::Command::new(cli())
+        .args(["--json", "history", "run", "p", "--interval", "200ms"])
+        .env("PGSTEWARD_HOME", home.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while store.sample_count().await.unwrap() < before + 3 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 3, "{lines:?}");
+    assert!(lines.iter().all(|l| l["project"] == "p"));
+
     let (ok, v) = run(&home, &["--json", "history", "compact"]);
     assert!(ok, "{v}");
     assert_eq!(v[0]["project"], "p");

@@ -181,11 +181,21 @@ pub async fn run(st: &Arc<Steward>, cmd: HistoryCmd, json: bool) -> Result<(), E
                 Err(e) if json => println!("{}", serde_json::json!({ "error": e })),
                 Err(e) => eprintln!("error[{}]: {}", e.code, e.message),
             });
+            // Listen for Ctrl-C before the first sample (polling the future registers it).
+            let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+            tokio::select! {
+                biased;
+                r = &mut ctrl_c => {
+                    r.map_err(|e| Error::io("waiting for Ctrl-C", e))?;
+                    return Ok(());
+                }
+                _ = std::future::ready(()) => {}
+            }
             let handle = st.start_sampler_with(&name, every, Some(cb))?;
             if !json {
                 eprintln!("sampling {name} every {interval}; Ctrl-C to stop");
             }
-            tokio::signal::ctrl_c()
+            ctrl_c
                 .await
                 .map_err(|e| Error::io("waiting for Ctrl-C", e))?;
             let state = handle.state();
