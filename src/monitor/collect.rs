@@ -152,6 +152,8 @@ pub struct CollectOptions {
     /// Time each collector may take (server-side statement_timeout; the client waits a little
     /// longer, then abandons the session).
     pub collector_timeout: Duration,
+    /// Collectors that get a different time than `collector_timeout`.
+    pub timeout_overrides: Vec<(CollectorId, Duration)>,
     /// Active queries running longer than this are reported as long-running.
     pub slow_query_threshold_ms: f64,
     /// Collectors to run; all when empty.
@@ -162,9 +164,22 @@ impl Default for CollectOptions {
     fn default() -> Self {
         CollectOptions {
             collector_timeout: Duration::from_secs(5),
+            // Reading pg_stat_statements with thousands of entries takes longer than a view.
+            timeout_overrides: vec![(CollectorId::Statements, Duration::from_secs(10))],
             slow_query_threshold_ms: slow_query_threshold_ms(),
             only: Vec::new(),
         }
+    }
+}
+
+impl CollectOptions {
+    /// The time collector `id` may take.
+    pub fn timeout_for(&self, id: CollectorId) -> Duration {
+        self.timeout_overrides
+            .iter()
+            .find(|(c, _)| *c == id)
+            .map(|(_, t)| *t)
+            .unwrap_or(self.collector_timeout)
     }
 }
 
@@ -227,9 +242,10 @@ pub async fn collect(pool: &Pool, opts: &CollectOptions) -> Result<Collection> {
             }
         }
         let c = conn.as_mut().expect("a connection");
+        let limit = opts.timeout_for(id);
         let res = tokio::time::timeout(
-            opts.collector_timeout + Duration::from_secs(2),
-            run_one(id, c, &out, opts),
+            limit + Duration::from_secs(2),
+            run_one(id, c, &out, opts, limit),
         )
         .await;
         match res {
@@ -240,7 +256,7 @@ pub async fn collect(pool: &Pool, opts: &CollectOptions) -> Result<Collection> {
                 let e = if e.sqlstate.as_deref() == Some("57014") {
                     e.with_context(&format!(
                         "The collector ran longer than {} s and was cancelled",
-                        opts.collector_timeout.as_secs_f64()
+                        limit.as_secs_f64()
                     ))
                 } else {
                     e
@@ -256,7 +272,7 @@ pub async fn collect(pool: &Pool, opts: &CollectOptions) -> Result<Collection> {
                         ErrorCode::QueryFailed,
                         format!(
                             "The collector did not finish within {} s.",
-                            opts.collector_timeout.as_secs_f64()
+                            limit.as_secs_f64()
                         ),
                     ),
                 ));
@@ -302,6 +318,7 @@ async fn run_one(
     conn: &mut PgConnection,
     ctx: &Collection,
     opts: &CollectOptions,
+    limit: Duration,
 ) -> Result<Collected> {
     let mut tx = conn
         .begin_with(sql!("BEGIN /* pgsteward */ READ ONLY"))
@@ -309,7 +326,7 @@ async fn run_one(
     sqlx::query(sql!(
         "SELECT /* pgsteward */ set_config('statement_timeout', $1, true)"
     ))
-    .bind(format!("{}ms", opts.collector_timeout.as_millis().max(1)))
+    .bind(format!("{}ms", limit.as_millis().max(1)))
     .execute(&mut *tx)
     .await?;
     let c: &mut PgConnection = &mut tx;

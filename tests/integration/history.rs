@@ -196,6 +196,7 @@ async fn a_slow_collector_times_out_alone(major: u32) {
     let opts = pgsteward::monitor::HistoryOptions {
         collect: pgsteward::monitor::CollectOptions {
             collector_timeout: std::time::Duration::from_millis(300),
+            timeout_overrides: vec![],
             ..Default::default()
         },
         ..Default::default()
