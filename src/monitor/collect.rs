@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::{PgConnection, Row};
 use ts_rs::TS;
 
 use crate::conn::{Pool, MARK};
@@ -320,16 +320,19 @@ async fn run_one(
     opts: &CollectOptions,
     limit: Duration,
 ) -> Result<Collected> {
-    let mut tx = conn
-        .begin_with(sql!("BEGIN /* pgsteward */ READ ONLY"))
+    // The transaction is opened and ended by hand so that even its ROLLBACK carries the marker
+    // (and stays out of the query statistics). On any error the caller discards the session,
+    // so no transaction is ever left open in the pool.
+    let c = conn;
+    sqlx::query(sql!("BEGIN /* pgsteward */ READ ONLY"))
+        .execute(&mut *c)
         .await?;
     sqlx::query(sql!(
         "SELECT /* pgsteward */ set_config('statement_timeout', $1, true)"
     ))
     .bind(format!("{}ms", limit.as_millis().max(1)))
-    .execute(&mut *tx)
+    .execute(&mut *c)
     .await?;
-    let c: &mut PgConnection = &mut tx;
     let epoch: f64 = sqlx::query_scalar(sql!(
         "SELECT /* pgsteward */ extract(epoch FROM clock_timestamp())::float8"
     ))
@@ -349,7 +352,9 @@ async fn run_one(
         CollectorId::Locks => locks(c, &mut out).await?,
         CollectorId::Sizes => sizes(c, &mut out).await?,
     }
-    tx.rollback().await?;
+    sqlx::query(sql!("ROLLBACK /* pgsteward */"))
+        .execute(&mut *c)
+        .await?;
     Ok(out)
 }
 
@@ -488,12 +493,11 @@ pub async fn statements_schema(
                 "{MARK} SELECT {MARK} 1 FROM {}.pg_stat_statements LIMIT 1",
                 quote_ident(&nsp)?
             );
-            let mut sp = c.begin().await?;
+            // A refusal aborts the caller's transaction, if any; it is the last statement then.
             let res = sqlx::query(&probe)
                 .persistent(false)
-                .fetch_optional(&mut *sp)
+                .fetch_optional(&mut *c)
                 .await;
-            sp.rollback().await?;
             match res {
                 Ok(_) => Ok(Ok(nsp)),
                 Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55000") => {

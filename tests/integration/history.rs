@@ -12,9 +12,27 @@ use serde_json::Value;
 use crate::harness::{cli, Home, Pg};
 use crate::on_each_version;
 
-/// Two hundred committed transactions, each its own.
-const TWO_HUNDRED_COMMITS: &str =
-    "DO $$ BEGIN FOR i IN 1..200 LOOP INSERT INTO w VALUES (i); COMMIT; END LOOP; END $$";
+/// Two hundred committed transactions, each its own, visible in the statistics on return.
+///
+/// A backend publishes its counters when idle at most once a second, or when it exits (after
+/// its client has gone): the session asks for its counters to be flushed before it answers.
+async fn commit_200(pg: &Pg) {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&pg.uri("postgres"))
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "DO $$ BEGIN FOR i IN 1..200 LOOP INSERT INTO w VALUES (i); COMMIT; END LOOP; END $$",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+}
 
 fn ok_collectors(r: &SampleReport) -> Vec<&'static str> {
     r.collectors_ok.iter().map(|c| c.as_str()).collect()
@@ -46,7 +64,7 @@ async fn sampling_twice_reflects_the_work_done(major: u32) {
         first.notes
     );
 
-    pg.sql("postgres", TWO_HUNDRED_COMMITS);
+    commit_200(&pg).await;
     let second = home.st.sample_now("p").await.unwrap();
     assert!(second.failures.is_empty(), "{:?}", second.failures);
     let commits = second.delta("xact_commit").unwrap();
@@ -106,7 +124,7 @@ async fn sampling_twice_reflects_the_work_done(major: u32) {
         "{:?}",
         after_restart.deltas
     );
-    pg.sql("postgres", TWO_HUNDRED_COMMITS);
+    commit_200(&pg).await;
     let resumed = home.st.sample_now("p").await.unwrap();
     assert!(resumed.delta("xact_commit").unwrap() >= 200.0);
 
@@ -138,7 +156,7 @@ async fn a_forbidden_view_fails_alone_and_pg_monitor_is_enough(major: u32) {
     home.add_uri("plain", &pg.cluster.uri("plain", "plain-pw", "postgres"));
     home.add_uri("mon", &pg.cluster.uri("watcher", "watch-pw", "postgres"));
     home.st.sample_now("plain").await.unwrap();
-    pg.sql("postgres", TWO_HUNDRED_COMMITS);
+    commit_200(&pg).await;
     let r = home.st.sample_now("plain").await.unwrap();
     assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
     let f = &r.failures[0];
@@ -177,7 +195,7 @@ async fn a_forbidden_view_fails_alone_and_pg_monitor_is_enough(major: u32) {
          SELECT pg_create_physical_replication_slot('kept', true)",
     );
     home.st.sample_now("mon").await.unwrap();
-    pg.sql("postgres", TWO_HUNDRED_COMMITS);
+    commit_200(&pg).await;
     let r = home.st.sample_now("mon").await.unwrap();
     assert!(r.failures.is_empty(), "{:?}", r.failures);
     assert_eq!(ok_collectors(&r).len(), 8);
@@ -513,6 +531,14 @@ async fn top_queries_come_from_deltas_and_slow_ones_are_recorded(major: u32) {
         .unwrap();
     assert!(by_calls.queries[0].query.contains("INSERT INTO fast"));
     assert_eq!(by_calls.queries[0].calls, 20.0);
+    // Not even the collectors' transaction control shows up.
+    assert!(
+        !by_calls
+            .queries
+            .iter()
+            .any(|q| q.query.starts_with("ROLLBACK") || q.query.starts_with("BEGIN")),
+        "{by_calls:?}"
+    );
     let series = home
         .st
         .query_series("p", &top.queries[0].queryid, HistoryRange::Last15m)
@@ -631,7 +657,7 @@ async fn history_commands_speak_json(major: u32) {
     let (ok, v) = run(&home, &["--json", "history", "sample", "p"]);
     assert!(ok, "{v}");
     assert_eq!(v["failures"].as_array().unwrap().len(), 0, "{v}");
-    pg.sql("postgres", TWO_HUNDRED_COMMITS);
+    commit_200(&pg).await;
     pg.sql("postgres", "SELECT pg_sleep(1.05)");
     let (ok, v) = run(&home, &["--json", "history", "sample", "p"]);
     assert!(ok, "{v}");
