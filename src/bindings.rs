@@ -17,6 +17,11 @@ use crate::monitor::{
     HealthStatus, HintKind, Misestimate, MisestimateLevel, PlanHint, PlanNode, Session, SignalKind,
     SignalOutcome, TriggerTime,
 };
+use crate::monitor::{
+    CollectorFailure, CollectorId, CompactReport, CounterDelta, HistoryRange, HistoryRetention,
+    HistorySeries, Metric, MetricValue, QueryEvent, QueryPoint, QuerySeries, QuerySort, Resolution,
+    SampleReport, SamplerState, Series, SeriesPoint, TopQueries, TopQuery,
+};
 use crate::project::{ProjectInput, ProjectSummary};
 use crate::steward::{ConnectionTest, KeyRotation, KitImport, PruneReport};
 use crate::tune::{
@@ -99,6 +104,26 @@ pub fn typescript() -> String {
         SettingChange::decl(&cfg),
         AppliedSetting::decl(&cfg),
         ApplyReport::decl(&cfg),
+        CollectorId::decl(&cfg),
+        CollectorFailure::decl(&cfg),
+        MetricValue::decl(&cfg),
+        CounterDelta::decl(&cfg),
+        QueryEvent::decl(&cfg),
+        SampleReport::decl(&cfg),
+        SamplerState::decl(&cfg),
+        HistoryRetention::decl(&cfg),
+        CompactReport::decl(&cfg),
+        Metric::decl(&cfg),
+        HistoryRange::decl(&cfg),
+        Resolution::decl(&cfg),
+        SeriesPoint::decl(&cfg),
+        Series::decl(&cfg),
+        HistorySeries::decl(&cfg),
+        QuerySort::decl(&cfg),
+        TopQuery::decl(&cfg),
+        TopQueries::decl(&cfg),
+        QueryPoint::decl(&cfg),
+        QuerySeries::decl(&cfg),
     ];
     let mut out = String::from("// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p pgsteward --lib bindings`. Do not edit.\n\n");
     for d in decls {

@@ -23,9 +23,11 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::ident::{check_database_name, quote_ident};
 use crate::jobs::{CancelToken, JobKind, JobStatus, ProgressSink, Reporter};
 use crate::monitor::{
-    actions, activity, dashboard, explain, health, locks, ActivityFilter, ActivityReport,
-    BlockingTree, DashboardSnapshot, ExplainOptions, ExplainReport, HealthOptions, HealthReport,
-    SampleRing, SignalKind, SignalOutcome,
+    actions, activity, dashboard, explain, health, locks, queries, sampler, series, ActivityFilter,
+    ActivityReport, BlockingTree, CompactReport, DashboardSnapshot, ExplainOptions, ExplainReport,
+    HealthOptions, HealthReport, HistoryOptions, HistoryRange, HistorySeries, HistoryStore, Metric,
+    QueryEvent, QuerySeries, QuerySort, SampleReport, SampleRing, SamplerHandle, SignalKind,
+    SignalOutcome, TopQueries,
 };
 use crate::pgbin;
 use crate::project::{Project, ProjectInput, ProjectStore, ProjectSummary};
@@ -58,6 +60,8 @@ pub struct Steward {
     secrets: Secrets,
     pools: Mutex<HashMap<String, CachedPool>>,
     rings: Mutex<HashMap<String, SampleRing>>,
+    histories: Mutex<HashMap<String, HistoryStore>>,
+    history_opts: HistoryOptions,
     pool_config: PoolConfig,
     limits: SessionLimits,
 }
@@ -71,6 +75,8 @@ impl Steward {
             secrets,
             pools: Mutex::new(HashMap::new()),
             rings: Mutex::new(HashMap::new()),
+            histories: Mutex::new(HashMap::new()),
+            history_opts: HistoryOptions::default(),
             pool_config: PoolConfig::from_env(),
             limits: SessionLimits::from_env(),
         }))
@@ -84,6 +90,17 @@ impl Steward {
         let mut s = Arc::try_unwrap(self).unwrap_or_else(|_| panic!("configure before sharing"));
         s.pool_config = cfg;
         Arc::new(s)
+    }
+
+    /// Sampling and history settings (collector timeout, slow-query threshold, retention).
+    pub fn with_history_options(self: Arc<Self>, opts: HistoryOptions) -> Arc<Self> {
+        let mut s = Arc::try_unwrap(self).unwrap_or_else(|_| panic!("configure before sharing"));
+        s.history_opts = opts;
+        Arc::new(s)
+    }
+
+    pub fn history_options(&self) -> &HistoryOptions {
+        &self.history_opts
     }
 
     pub fn store(&self) -> &ProjectStore {
@@ -195,6 +212,7 @@ impl Steward {
     fn forget(&self, name: &str) {
         self.pools.lock().unwrap().remove(name);
         self.rings.lock().unwrap().remove(name);
+        self.histories.lock().unwrap().remove(name);
     }
 
     fn backup_ids(&self, name: &str) -> Result<Vec<String>> {
@@ -217,6 +235,8 @@ impl Steward {
         }
         self.store.remove(name)?;
         self.forget(name);
+        // The history goes with the project (a new project of the same name starts afresh).
+        crate::monitor::history::delete_files(&dir);
         Ok(())
     }
 
@@ -497,6 +517,143 @@ impl Steward {
         let mut conn = self.pool(name)?.acquire().await?;
         let major = server_major(&mut conn).await?;
         tune::apply::rollback(&mut conn, name, major, &history).await
+    }
+
+    /// The history store of a project (a SQLite file in its folder), opened on first use.
+    pub async fn history_store(&self, name: &str) -> Result<HistoryStore> {
+        self.store.get(name)?;
+        if let Some(h) = self.histories.lock().unwrap().get(name) {
+            return Ok(h.clone());
+        }
+        let opened = HistoryStore::open_in(&self.store.project_dir(name)?).await?;
+        let mut map = self.histories.lock().unwrap();
+        Ok(map.entry(name.to_string()).or_insert(opened).clone())
+    }
+
+    /// Take one history sample of the project's server now and store it.
+    pub async fn sample_now(&self, name: &str) -> Result<SampleReport> {
+        let pool = self.pool(name)?;
+        let store = self.history_store(name).await?;
+        sampler::sample(name, &pool, &store, &self.history_opts).await
+    }
+
+    /// Series of `metrics` over `range`, at the resolution that covers it.
+    pub async fn history_series(
+        &self,
+        name: &str,
+        metrics: &[Metric],
+        range: HistoryRange,
+    ) -> Result<HistorySeries> {
+        let store = self.history_store(name).await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        series::history_series(
+            name,
+            &store,
+            metrics,
+            range,
+            &self.history_opts.retention,
+            now,
+        )
+        .await
+    }
+
+    /// Top statements over `range` from the stored pg_stat_statements deltas.
+    pub async fn top_queries(
+        &self,
+        name: &str,
+        range: HistoryRange,
+        sort: QuerySort,
+        limit: u32,
+    ) -> Result<TopQueries> {
+        let store = self.history_store(name).await?;
+        let (from, to) = range.bounds(chrono::Utc::now().timestamp_millis())?;
+        let list = queries::top_queries(&store, from, to, sort, limit).await?;
+        // Whether the server has pg_stat_statements is asked live; an unreachable server still
+        // gets its stored history.
+        let status = match self.pool(name) {
+            Ok(pool) => queries::statements_status(&pool).await.ok(),
+            Err(_) => None,
+        };
+        Ok(TopQueries {
+            project: name.to_string(),
+            from,
+            to,
+            sort,
+            queries: list,
+            statements_available: status.as_ref().map(|s| s.is_none()),
+            enable_instructions: status.flatten(),
+        })
+    }
+
+    /// Calls and mean time of one statement over `range`.
+    pub async fn query_series(
+        &self,
+        name: &str,
+        queryid: &str,
+        range: HistoryRange,
+    ) -> Result<QuerySeries> {
+        let store = self.history_store(name).await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        queries::query_series(&store, queryid, range, &self.history_opts.retention, now).await
+    }
+
+    /// Slow-query events (slow statements and long-running sessions) over `range`, newest first.
+    pub async fn slow_query_events(
+        &self,
+        name: &str,
+        range: HistoryRange,
+    ) -> Result<Vec<QueryEvent>> {
+        let store = self.history_store(name).await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        queries::slow_query_events(&store, range, now, 1000).await
+    }
+
+    /// Apply roll-ups and retention to a project's history.
+    pub async fn compact_history(&self, name: &str) -> Result<CompactReport> {
+        let store = self.history_store(name).await?;
+        let mut rep = store
+            .compact(
+                &self.history_opts.retention,
+                chrono::Utc::now().timestamp_millis(),
+            )
+            .await?;
+        rep.project = name.to_string();
+        Ok(rep)
+    }
+
+    /// Sample the project every `interval` in the background until the handle is dropped or
+    /// stopped; compacts the history now and then.
+    pub fn start_sampler(
+        self: &Arc<Self>,
+        name: &str,
+        interval: std::time::Duration,
+    ) -> Result<SamplerHandle> {
+        self.start_sampler_with(name, interval, None)
+    }
+
+    /// [`Steward::start_sampler`] with a callback after each pass (live updates).
+    pub fn start_sampler_with(
+        self: &Arc<Self>,
+        name: &str,
+        interval: std::time::Duration,
+        on_sample: Option<sampler::OnSample>,
+    ) -> Result<SamplerHandle> {
+        self.store.get(name)?;
+        let (a, b) = (self.clone(), self.clone());
+        let (n1, n2) = (name.to_string(), name.to_string());
+        Ok(SamplerHandle::spawn(
+            interval,
+            self.history_opts.compact_every,
+            move || {
+                let (st, n) = (a.clone(), n1.clone());
+                async move { st.sample_now(&n).await }
+            },
+            move || {
+                let (st, n) = (b.clone(), n2.clone());
+                async move { st.compact_history(&n).await.map(|_| ()) }
+            },
+            on_sample,
+        ))
     }
 
     fn storage(&self, name: &str) -> Result<LocalStorage> {

@@ -11,6 +11,7 @@ mod connections;
 mod e2e;
 mod explain;
 mod health;
+mod history;
 mod monitor_cli;
 mod pool;
 mod secrets;

@@ -3,6 +3,7 @@
 //! Human output by default, `--json` for scripts. On failure it prints the error's stable code
 //! and exits with status 1 (2 for usage errors).
 
+mod history;
 mod output;
 mod report;
 mod tune;
@@ -101,6 +102,21 @@ enum Cmd {
         name: String,
         #[command(flatten)]
         args: tune::TuneArgs,
+    },
+    /// Monitoring history: sample, show series, run the sampler, compact.
+    #[command(subcommand)]
+    History(history::HistoryCmd),
+    /// Top statements over a time range, from the stored pg_stat_statements deltas.
+    Queries {
+        name: String,
+        /// 15m, 1h, 24h, 7d or 30d.
+        #[arg(long, default_value = "24h")]
+        range: String,
+        /// total, mean, calls, rows, read or temp.
+        #[arg(long, default_value = "total")]
+        sort: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
     },
     /// Encrypted logical backups.
     #[command(subcommand)]
@@ -453,6 +469,13 @@ async fn run(cli: Cli) -> Result<(), Error> {
             out(json, &r, |r| println!("{}", r.message));
         }
         Cmd::Tune { name, args } => tune::run(&st, &name, args, json).await?,
+        Cmd::History(h) => history::run(&st, h, json).await?,
+        Cmd::Queries {
+            name,
+            range,
+            sort,
+            limit,
+        } => history::queries(&st, &name, &range, &sort, limit, json).await?,
         Cmd::Backup(b) => match b {
             BackupCmd::Create { name } => {
                 let (sink, bar) = progress(json);

@@ -447,3 +447,110 @@ history_id: string, settings: Array<AppliedSetting>,
  * Some settings wait for a server restart.
  */
 restart_needed: boolean, };
+export type CollectorId = "database" | "activity" | "statements" | "checkpoints" | "wal" | "replication" | "locks" | "sizes";
+export type CollectorFailure = { collector: string, code: string, message: string, };
+export type MetricValue = { metric: string, label: string, value: number, };
+export type CounterDelta = { counter: string, label: string, delta: number, 
+/**
+ * Server time between the two readings.
+ */
+seconds: number, };
+export type QueryEvent = { ts: number, 
+/**
+ * `slow_statement` (mean over an interval above the threshold, from pg_stat_statements)
+ * or `long_running` (an active session running longer than the threshold).
+ */
+kind: string, queryid: string | null, pid: number | null, database: string | null, user: string | null, 
+/**
+ * Mean time per call over the interval (slow_statement) or time running so far
+ * (long_running), in milliseconds.
+ */
+duration_ms: number, calls: number | null, threshold_ms: number, query: string, 
+/**
+ * When the query run started (long_running), UTC ms; with the pid it names the run.
+ */
+started_at: number | null, };
+export type SampleReport = { project: string, ts: number, sampled_at: string, server_version_num: number, 
+/**
+ * Collectors that read their views.
+ */
+collectors_ok: Array<CollectorId>, 
+/**
+ * Collectors that failed, and why; the rest of the sample is stored regardless.
+ */
+failures: Array<CollectorFailure>, 
+/**
+ * Rates and gauges stored with this sample. Rates need a previous sample: the first
+ * sample of a project stores gauges only.
+ */
+metrics: Array<MetricValue>, deltas: Array<CounterDelta>, 
+/**
+ * Queries whose pg_stat_statements counters moved since the previous sample.
+ */
+statements_recorded: number, 
+/**
+ * Slow-query events recorded by this sample.
+ */
+events: Array<QueryEvent>, 
+/**
+ * Things worth knowing that are not failures (e.g. how to enable pg_stat_statements).
+ */
+notes: Array<string>, };
+export type SamplerState = { samples: number, errors: number, last_error: Error | null, last_sampled_at: string | null, };
+export type HistoryRetention = { 
+/**
+ * Raw samples (and raw per-query deltas).
+ */
+raw_hours: number, 
+/**
+ * Per-minute roll-ups.
+ */
+minute_days: number, 
+/**
+ * Per-hour roll-ups (and hourly per-query sums).
+ */
+hour_days: number, 
+/**
+ * Slow-query events.
+ */
+event_days: number, };
+export type CompactReport = { project: string, minute_rows_written: number, hour_rows_written: number, raw_rows_deleted: number, minute_rows_deleted: number, hour_rows_deleted: number, statement_rows_deleted: number, events_deleted: number, };
+export type Metric = "tps" | "commits_per_s" | "rollbacks_per_s" | "connections" | "max_connections" | "cache_hit_ratio" | "tuples_read_per_s" | "tuples_written_per_s" | "temp_files_per_s" | "temp_bytes_per_s" | "deadlocks_per_s" | "checkpoints_timed_per_s" | "checkpoints_requested_per_s" | "wal_bytes_per_s" | "replication_lag_seconds" | "replication_lag_bytes" | "slot_retained_bytes" | "locks_waiting" | "database_size_bytes" | "statement_mean_ms" | "statement_calls_per_s";
+export type HistoryRange = { "kind": "last15m" } | { "kind": "last1h" } | { "kind": "last24h" } | { "kind": "last7d" } | { "kind": "last30d" } | { "kind": "between", from: number, to: number, };
+export type Resolution = "raw" | "minute" | "hour";
+export type SeriesPoint = { 
+/**
+ * Bucket start (the sample time at raw resolution), UTC ms.
+ */
+t: number, value: number, min: number, max: number, };
+export type Series = { metric: Metric, 
+/**
+ * Standby, slot, database or connection state; empty for server-wide metrics.
+ */
+label: string, title: string, unit: string, points: Array<SeriesPoint>, };
+export type HistorySeries = { project: string, from: number, to: number, resolution: Resolution, series: Array<Series>, };
+export type QuerySort = "total" | "mean" | "calls" | "rows" | "read" | "temp";
+export type TopQuery = { queryid: string, query: string, calls: number, total_ms: number, 
+/**
+ * total_ms / calls over the range: a mean, not a percentile.
+ */
+mean_ms: number, rows: number, shared_blks_read: number, temp_blks_written: number, 
+/**
+ * Share of all statement time in the range (0..1).
+ */
+share_of_total: number, };
+export type TopQueries = { project: string, from: number, to: number, sort: QuerySort, queries: Array<TopQuery>, 
+/**
+ * Whether the server currently has pg_stat_statements ready (None: could not ask).
+ */
+statements_available: boolean | null, 
+/**
+ * How to enable pg_stat_statements, when it is missing.
+ */
+enable_instructions: string | null, };
+export type QueryPoint = { t: number, calls: number, calls_per_s: number, total_ms: number, 
+/**
+ * Mean time per call over the bucket (not a percentile).
+ */
+mean_ms: number, rows: number, };
+export type QuerySeries = { queryid: string, query: string, resolution: Resolution, points: Array<QueryPoint>, };
