@@ -50,6 +50,18 @@ if [ ! -x "$PG_TOOLS/pg18/bin/postgres" ]; then
   rm -rf "$tmp"
 fi
 
+# promtool checks the Prometheus exposition in the tests. It is taken out of Debian's prometheus
+# package without installing it (no server, no service is set up).
+if [ ! -x "$PG_TOOLS/bin/promtool" ]; then
+  echo "==> fetching promtool"
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 || { $SUDO apt-get update -qq && apt-get download prometheus >/dev/null; }; })
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
+  mkdir -p "$PG_TOOLS/bin"
+  install -m 0755 "$tmp/x/usr/bin/promtool" "$PG_TOOLS/bin/promtool"
+  rm -rf "$tmp"
+fi
+
 # Rust toolchain and test runner.
 if ! command -v cargo >/dev/null; then
   echo "==> installing the Rust toolchain (rustup)"

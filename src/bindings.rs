@@ -11,6 +11,10 @@ use crate::backup::{
 use crate::conn::spec::{ConnectionInput, SslMode};
 use crate::error::{Error, ErrorCode};
 use crate::jobs::{JobKind, JobProgress, JobStatus};
+use crate::monitor::alerts::{
+    AlertConfig, AlertRecord, AlertRule, AlertTransition, AlertsReport, Direction, RuleConfig,
+};
+use crate::monitor::availability::{AvailabilityReport, AvailabilityWindow};
 use crate::monitor::{
     ActivityFilter, ActivityReport, BlockingNode, BlockingTree, Buffers, CheckId,
     ConnectionsByState, DashboardSnapshot, ExplainReport, HealthCheck, HealthItem, HealthReport,
@@ -82,6 +86,15 @@ pub fn typescript() -> String {
         VerifyReport::decl(&cfg),
         PruneDecision::decl(&cfg),
         PruneReport::decl(&cfg),
+        AlertRule::decl(&cfg),
+        Direction::decl(&cfg),
+        RuleConfig::decl(&cfg),
+        AlertConfig::decl(&cfg),
+        AlertRecord::decl(&cfg),
+        AlertTransition::decl(&cfg),
+        AlertsReport::decl(&cfg),
+        AvailabilityWindow::decl(&cfg),
+        AvailabilityReport::decl(&cfg),
         KeyRotation::decl(&cfg),
         KitImport::decl(&cfg),
         AppInfo::decl(&cfg),

@@ -35,6 +35,7 @@ use crate::secrets::{SecretKind, Secrets};
 use crate::sql;
 use crate::tune::{self, ApplyReport, HardwareProfile, ProfileInput, SettingChange, TuneReport};
 
+mod monitoring;
 mod upkeep;
 pub use upkeep::{KeyRotation, KitImport, PruneReport};
 
@@ -62,6 +63,12 @@ pub struct Steward {
     rings: Mutex<HashMap<String, SampleRing>>,
     histories: Mutex<HashMap<String, HistoryStore>>,
     history_opts: HistoryOptions,
+    /// Alert rule states per project (evaluated after each history sample).
+    alert_engines: Mutex<HashMap<String, crate::monitor::alerts::AlertEngine>>,
+    /// The latest history sample of each project, for exporters.
+    latest: Mutex<HashMap<String, SampleReport>>,
+    /// The latest availability probe of each project: (up, latency in ms).
+    probes: Mutex<HashMap<String, (bool, Option<f64>)>>,
     pool_config: PoolConfig,
     limits: SessionLimits,
 }
@@ -77,6 +84,9 @@ impl Steward {
             rings: Mutex::new(HashMap::new()),
             histories: Mutex::new(HashMap::new()),
             history_opts: HistoryOptions::default(),
+            alert_engines: Mutex::new(HashMap::new()),
+            latest: Mutex::new(HashMap::new()),
+            probes: Mutex::new(HashMap::new()),
             pool_config: PoolConfig::from_env(),
             limits: SessionLimits::from_env(),
         }))
@@ -213,6 +223,9 @@ impl Steward {
         self.pools.lock().unwrap().remove(name);
         self.rings.lock().unwrap().remove(name);
         self.histories.lock().unwrap().remove(name);
+        self.alert_engines.lock().unwrap().remove(name);
+        self.latest.lock().unwrap().remove(name);
+        self.probes.lock().unwrap().remove(name);
     }
 
     fn backup_ids(&self, name: &str) -> Result<Vec<String>> {
@@ -530,13 +543,6 @@ impl Steward {
         Ok(map.entry(name.to_string()).or_insert(opened).clone())
     }
 
-    /// Take one history sample of the project's server now and store it.
-    pub async fn sample_now(&self, name: &str) -> Result<SampleReport> {
-        let pool = self.pool(name)?;
-        let store = self.history_store(name).await?;
-        sampler::sample(name, &pool, &store, &self.history_opts).await
-    }
-
     /// Series of `metrics` over `range`, at the resolution that covers it.
     pub async fn history_series(
         &self,
@@ -756,13 +762,18 @@ impl Steward {
                     JobStatus::Succeeded,
                     Some(format!("backup {} written", m.backup_id)),
                 );
+                self.note_backup_outcome(name, true);
                 Ok(m.summary())
             }
             Ok((Err(e), mut rep)) => {
                 rep.fail(&e);
+                self.note_backup_failure(name, &e);
                 Err(e)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                self.note_backup_failure(name, &e);
+                Err(e)
+            }
         }
     }
 

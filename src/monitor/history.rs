@@ -256,6 +256,11 @@ const SCHEMA: &[&str] = &[
         threshold_ms REAL NOT NULL, query TEXT NOT NULL, started_at INTEGER)",
     "CREATE INDEX IF NOT EXISTS events_ts ON events (ts)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS alerts (
+        id INTEGER PRIMARY KEY, rule TEXT NOT NULL, started_at INTEGER NOT NULL,
+        ended_at INTEGER, value REAL NOT NULL, worst REAL NOT NULL, threshold REAL NOT NULL,
+        message TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (started_at)",
     "PRAGMA user_version = 1",
 ];
 
@@ -497,6 +502,79 @@ impl HistoryStore {
             ..Default::default()
         })
         .await
+    }
+
+    /// Store metric points at `ts` without making them a sample (the availability probe).
+    pub async fn write_points(&self, ts: i64, rows: &[MetricRow]) -> Result<()> {
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT OR REPLACE INTO metrics (metric, ts, label, value) ");
+        q.push_values(rows, |mut b, m| {
+            b.push_bind(&m.metric)
+                .push_bind(ts)
+                .push_bind(&m.label)
+                .push_bind(m.value);
+        });
+        q.build()
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_err("writing metrics", e))?;
+        Ok(())
+    }
+
+    /// Open an alert; returns its id.
+    pub async fn alert_open(&self, a: &super::alerts::AlertRecord) -> Result<i64> {
+        let r = sqlx::query(
+            "INSERT INTO alerts (rule, started_at, ended_at, value, worst, threshold, message) VALUES (?, ?, NULL, ?, ?, ?, ?)",
+        )
+        .bind(&a.rule)
+        .bind(a.started_at)
+        .bind(a.value)
+        .bind(a.worst)
+        .bind(a.threshold)
+        .bind(&a.message)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_err("recording an alert", e))?;
+        Ok(r.last_insert_rowid())
+    }
+
+    /// Close an open alert.
+    pub async fn alert_close(&self, id: i64, ended_at: i64, worst: f64) -> Result<()> {
+        sqlx::query("UPDATE alerts SET ended_at = ?, worst = ? WHERE id = ?")
+            .bind(ended_at)
+            .bind(worst)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_err("recording an alert", e))?;
+        Ok(())
+    }
+
+    /// Alerts that started in `[from, to)` or are still open, newest first.
+    pub async fn alerts(&self, from: i64, to: i64) -> Result<Vec<super::alerts::AlertRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, rule, started_at, ended_at, value, worst, threshold, message FROM alerts
+             WHERE (started_at >= ? AND started_at < ?) OR ended_at IS NULL
+             ORDER BY started_at DESC, id DESC LIMIT 500",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_err("reading alerts", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| super::alerts::AlertRecord {
+                id: r.get("id"),
+                rule: r.get("rule"),
+                started_at: r.get("started_at"),
+                ended_at: r.get("ended_at"),
+                value: r.get("value"),
+                worst: r.get("worst"),
+                threshold: r.get("threshold"),
+                message: r.get("message"),
+            })
+            .collect())
     }
 
     /// Store per-query deltas at `ts`, with their texts.

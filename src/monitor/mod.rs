@@ -6,13 +6,18 @@
 //! history is kept per project in a SQLite store: collectors (one per family of statistics
 //! views, each failing alone) feed the sampler, which turns counters into rates and writes them
 //! with per-query deltas and slow-query events; roll-ups per minute and per hour keep a year in
-//! little space; series and top-query reports read it back for any time range.
+//! little space; series and top-query reports read it back for any time range. Each pass
+//! starts with an availability probe and ends with the alert rules (with hysteresis); the
+//! exporter serves the latest values in Prometheus' text format.
 
 pub mod actions;
 pub mod activity;
+pub mod alerts;
+pub mod availability;
 pub mod collect;
 pub mod dashboard;
 pub mod explain;
+pub mod exporter;
 pub mod health;
 pub mod history;
 pub mod locks;

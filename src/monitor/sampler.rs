@@ -84,6 +84,8 @@ pub struct SampleReport {
     pub events: Vec<QueryEvent>,
     /// Things worth knowing that are not failures (e.g. how to enable pg_stat_statements).
     pub notes: Vec<String>,
+    /// Alerts that fired or resolved with this sample.
+    pub alerts: Vec<super::alerts::AlertTransition>,
 }
 
 impl SampleReport {
@@ -193,6 +195,7 @@ pub async fn sample(
             .iter()
             .filter_map(|(_, c)| c.note.clone())
             .collect(),
+        alerts: Vec::new(),
     })
 }
 

@@ -52,10 +52,14 @@ pub enum Metric {
     /// percentile).
     StatementMeanMs,
     StatementCallsPerS,
+    /// 1 when the availability probe reached the server, 0 when it did not.
+    Up,
+    /// Time to get a session and run `SELECT 1`.
+    ProbeLatencyMs,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 21] = [
+    pub const ALL: [Metric; 23] = [
         Metric::Tps,
         Metric::CommitsPerS,
         Metric::RollbacksPerS,
@@ -77,6 +81,8 @@ impl Metric {
         Metric::DatabaseSizeBytes,
         Metric::StatementMeanMs,
         Metric::StatementCallsPerS,
+        Metric::Up,
+        Metric::ProbeLatencyMs,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +108,8 @@ impl Metric {
             Metric::DatabaseSizeBytes => "database_size_bytes",
             Metric::StatementMeanMs => "statement_mean_ms",
             Metric::StatementCallsPerS => "statement_calls_per_s",
+            Metric::Up => "up",
+            Metric::ProbeLatencyMs => "probe_latency_ms",
         }
     }
 
@@ -141,6 +149,8 @@ impl Metric {
             Metric::DatabaseSizeBytes => ("Database size", "B"),
             Metric::StatementMeanMs => ("Statement mean time over each interval", "ms"),
             Metric::StatementCallsPerS => ("Statement calls per second", "calls/s"),
+            Metric::Up => ("Server reachable", "up"),
+            Metric::ProbeLatencyMs => ("Probe latency", "ms"),
         }
     }
 }

@@ -76,6 +76,38 @@ impl Steward {
         Ok(RepoLock(f))
     }
 
+    /// Backups of the project that failed in a row since the last one that succeeded.
+    pub fn consecutive_backup_failures(&self, name: &str) -> Result<u32> {
+        let path = self.store.project_dir(name)?.join("backup-failures");
+        match std::fs::read_to_string(&path) {
+            Ok(s) => Ok(s.trim().parse().unwrap_or(0)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(Error::io("reading the backup failure count", e)),
+        }
+    }
+
+    /// Count a failed backup, or reset the count after a good one.
+    pub(crate) fn note_backup_outcome(&self, name: &str, ok: bool) {
+        let Ok(dir) = self.store.project_dir(name) else {
+            return;
+        };
+        let next = if ok {
+            0
+        } else {
+            self.consecutive_backup_failures(name).unwrap_or(0) + 1
+        };
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let _ = std::fs::write(dir.join("backup-failures"), next.to_string());
+        }
+    }
+
+    /// A failed backup counts unless it was cancelled or never started for another job.
+    pub(crate) fn note_backup_failure(&self, name: &str, e: &Error) {
+        if !matches!(e.code, ErrorCode::Busy | ErrorCode::Cancelled) {
+            self.note_backup_outcome(name, false);
+        }
+    }
+
     pub(crate) fn check_log(&self, name: &str) -> Result<CheckLog> {
         Ok(CheckLog::new(&self.store.project_dir(name)?))
     }

@@ -4,6 +4,7 @@
 mod harness;
 
 mod activity;
+mod alerts;
 mod backup_upkeep;
 mod backups;
 mod breaker;

@@ -8,6 +8,7 @@ mod output;
 mod report;
 mod tune;
 mod upkeep;
+mod watch;
 
 use std::io::Read;
 
@@ -121,6 +122,13 @@ enum Cmd {
     /// Encrypted logical backups.
     #[command(subcommand)]
     Backup(BackupCmd),
+    /// Metrics for Prometheus: `metrics serve` samples projects and serves them on loopback.
+    #[command(subcommand)]
+    Metrics(watch::MetricsCmd),
+    /// Alert rules of a project (thresholds, on/off) and its alerts of the last 7 days.
+    Alerts(watch::AlertsArgs),
+    /// Availability of a project's server over 24 h, 7 d and 30 d, from the probes.
+    Availability { name: String },
     /// The project's backup key: rotate it, export or import a recovery kit.
     #[command(subcommand)]
     Key(upkeep::KeyCmd),
@@ -551,6 +559,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
             }
         },
         Cmd::Key(k) => upkeep::key(&st, json, k)?,
+        Cmd::Metrics(m) => watch::metrics(&st, m).await?,
+        Cmd::Alerts(a) => watch::alerts(&st, json, a).await?,
+        Cmd::Availability { name } => watch::availability(&st, json, &name).await?,
         Cmd::Sandbox(s) => match s {
             SandboxCmd::Start => {
                 let p = sandbox::start(&st).await?;

@@ -317,6 +317,47 @@ incomplete_removed: Array<string>,
  * Backups whose manifests could not be read: never deleted automatically.
  */
 unreadable: Array<string>, };
+export type AlertRule = "server_down" | "slow_queries" | "statement_latency" | "pool_utilisation" | "cache_hit_ratio" | "backup_failures";
+export type Direction = "above" | "below";
+export type RuleConfig = { rule: AlertRule, enabled: boolean, direction: Direction, threshold: number, 
+/**
+ * The value has to come back past this to resolve.
+ */
+clear: number, for_samples: number, unit: string, };
+export type AlertConfig = { rules: Array<RuleConfig>, };
+export type AlertRecord = { id: number, rule: string, started_at: number, 
+/**
+ * `None` while it is still firing.
+ */
+ended_at: number | null, 
+/**
+ * The value that made it fire.
+ */
+value: number, 
+/**
+ * The worst value while it fired.
+ */
+worst: number, threshold: number, message: string, };
+export type AlertTransition = { rule: AlertRule, firing: boolean, value: number, message: string, };
+export type AlertsReport = { project: string, rules: Array<RuleConfig>, firing: Array<AlertRecord>, 
+/**
+ * Alerts of the last 7 days, newest first.
+ */
+history: Array<AlertRecord>, };
+export type AvailabilityWindow = { 
+/**
+ * "24h", "7d" or "30d".
+ */
+window: string, 
+/**
+ * Share of probes that reached the server; `None` without probes.
+ */
+ratio: number | null, probes: number, down: number, meets_target: boolean | null, 
+/**
+ * Mean probe latency over the window.
+ */
+mean_latency_ms: number | null, };
+export type AvailabilityReport = { project: string, target: number, windows: Array<AvailabilityWindow>, };
 export type KeyRotation = { old_key_id: string, new_key_id: string, 
 /**
  * Backups whose data key was re-wrapped (their objects are untouched).
@@ -495,7 +536,11 @@ events: Array<QueryEvent>,
 /**
  * Things worth knowing that are not failures (e.g. how to enable pg_stat_statements).
  */
-notes: Array<string>, };
+notes: Array<string>, 
+/**
+ * Alerts that fired or resolved with this sample.
+ */
+alerts: Array<AlertTransition>, };
 export type SamplerState = { samples: number, errors: number, last_error: Error | null, last_sampled_at: string | null, };
 export type HistoryRetention = { 
 /**
@@ -515,7 +560,7 @@ hour_days: number,
  */
 event_days: number, };
 export type CompactReport = { project: string, minute_rows_written: number, hour_rows_written: number, raw_rows_deleted: number, minute_rows_deleted: number, hour_rows_deleted: number, statement_rows_deleted: number, events_deleted: number, };
-export type Metric = "tps" | "commits_per_s" | "rollbacks_per_s" | "connections" | "max_connections" | "cache_hit_ratio" | "tuples_read_per_s" | "tuples_written_per_s" | "temp_files_per_s" | "temp_bytes_per_s" | "deadlocks_per_s" | "checkpoints_timed_per_s" | "checkpoints_requested_per_s" | "wal_bytes_per_s" | "replication_lag_seconds" | "replication_lag_bytes" | "slot_retained_bytes" | "locks_waiting" | "database_size_bytes" | "statement_mean_ms" | "statement_calls_per_s";
+export type Metric = "tps" | "commits_per_s" | "rollbacks_per_s" | "connections" | "max_connections" | "cache_hit_ratio" | "tuples_read_per_s" | "tuples_written_per_s" | "temp_files_per_s" | "temp_bytes_per_s" | "deadlocks_per_s" | "checkpoints_timed_per_s" | "checkpoints_requested_per_s" | "wal_bytes_per_s" | "replication_lag_seconds" | "replication_lag_bytes" | "slot_retained_bytes" | "locks_waiting" | "database_size_bytes" | "statement_mean_ms" | "statement_calls_per_s" | "up" | "probe_latency_ms";
 export type HistoryRange = { "kind": "last15m" } | { "kind": "last1h" } | { "kind": "last24h" } | { "kind": "last7d" } | { "kind": "last30d" } | { "kind": "between", from: number, to: number, };
 export type Resolution = "raw" | "minute" | "hour";
 export type SeriesPoint = { 

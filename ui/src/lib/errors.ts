@@ -1,28 +1,31 @@
 import type { Error as AppError, ErrorCode } from "./bindings";
 
-const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
-  "invalid_connection",
-  "invalid_input",
-  "project_not_found",
-  "project_exists",
-  "auth_failed",
-  "permission_denied",
-  "connect_failed",
-  "circuit_open",
-  "pool_timeout",
-  "query_failed",
-  "keyring_unavailable",
-  "secret_missing",
-  "backup_corrupt",
-  "backup_not_found",
-  "wrong_key",
-  "tool_missing",
-  "tool_failed",
-  "confirmation_required",
-  "cancelled",
-  "io",
-  "internal",
-]);
+// Every code the core can send; a Record so the type checker fails when one is missing.
+const CODES: Record<ErrorCode, true> = {
+  invalid_connection: true,
+  invalid_input: true,
+  project_not_found: true,
+  project_exists: true,
+  auth_failed: true,
+  permission_denied: true,
+  connect_failed: true,
+  circuit_open: true,
+  pool_timeout: true,
+  query_failed: true,
+  keyring_unavailable: true,
+  secret_missing: true,
+  backup_corrupt: true,
+  backup_not_found: true,
+  wrong_key: true,
+  tool_missing: true,
+  tool_failed: true,
+  confirmation_required: true,
+  cancelled: true,
+  busy: true,
+  io: true,
+  internal: true,
+};
+const KNOWN_CODES: ReadonlySet<string> = new Set(Object.keys(CODES));
 
 function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === "string" && KNOWN_CODES.has(value);

@@ -1,0 +1,177 @@
+//! `pgsteward metrics serve`, `pgsteward alerts` and `pgsteward availability`: watching projects
+//! over time from a server or a cron job.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use pgsteward::monitor::alerts::AlertRule;
+use pgsteward::monitor::exporter::{self, ProjectView};
+use pgsteward::{Error, Steward};
+
+use crate::output::out;
+
+#[derive(Subcommand)]
+pub enum MetricsCmd {
+    /// Sample the projects in the background and serve their metrics for Prometheus on a
+    /// loopback address, until interrupted.
+    Serve {
+        /// Projects to watch (default: all).
+        projects: Vec<String>,
+        #[arg(long, default_value = "127.0.0.1:9187")]
+        listen: String,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 15)]
+        interval: u64,
+    },
+}
+
+#[derive(Args)]
+pub struct AlertsArgs {
+    name: String,
+    /// Change a rule's threshold: RULE=VALUE (e.g. slow_queries=20, cache_hit_ratio=0.95).
+    #[arg(long = "set", value_name = "RULE=VALUE")]
+    set: Vec<String>,
+    #[arg(long, value_name = "RULE")]
+    enable: Vec<String>,
+    #[arg(long, value_name = "RULE")]
+    disable: Vec<String>,
+}
+
+pub async fn metrics(st: &Arc<Steward>, cmd: MetricsCmd) -> Result<(), Error> {
+    let MetricsCmd::Serve {
+        projects,
+        listen,
+        interval,
+    } = cmd;
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|_| Error::invalid_input(format!("--listen {listen:?} is not an address:port")))?;
+    exporter::check_loopback(&addr)?;
+    let projects = if projects.is_empty() {
+        st.list()?.into_iter().map(|p| p.name).collect()
+    } else {
+        for p in &projects {
+            st.get(p)?;
+        }
+        projects
+    };
+    if interval == 0 {
+        return Err(Error::invalid_input("--interval must be at least 1 second"));
+    }
+    let _samplers = projects
+        .iter()
+        .map(|p| st.start_sampler(p, Duration::from_secs(interval)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::io(&format!("listening on {addr}"), e))?;
+    eprintln!(
+        "serving metrics of {} project(s) on http://{}/metrics (Ctrl-C stops)",
+        projects.len(),
+        listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or(listen)
+    );
+    let st2 = st.clone();
+    let scrape = Arc::new(move || {
+        let views: Vec<ProjectView> = projects
+            .iter()
+            .map(|p| ProjectView {
+                project: p.clone(),
+                sample: st2.latest_sample(p),
+                probe: st2.latest_probe(p),
+                pool: st2.pool_metrics(p).ok(),
+                firing: st2.alerts_firing(p),
+            })
+            .collect();
+        exporter::render(&views)
+    });
+    tokio::select! {
+        r = exporter::serve(listener, scrape) => r,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+pub async fn alerts(st: &Steward, json: bool, a: AlertsArgs) -> Result<(), Error> {
+    for s in &a.set {
+        let (rule, value) = s
+            .split_once('=')
+            .ok_or_else(|| Error::invalid_input(format!("--set {s:?}: use RULE=VALUE")))?;
+        let v: f64 = value
+            .parse()
+            .map_err(|_| Error::invalid_input(format!("--set {s:?}: {value:?} is not a number")))?;
+        st.alerts_configure(&a.name, AlertRule::parse(rule)?, Some(v), None)?;
+    }
+    for r in &a.enable {
+        st.alerts_configure(&a.name, AlertRule::parse(r)?, None, Some(true))?;
+    }
+    for r in &a.disable {
+        st.alerts_configure(&a.name, AlertRule::parse(r)?, None, Some(false))?;
+    }
+    let report = st.alerts(&a.name).await?;
+    out(json, &report, |r| {
+        println!("rules of {}:", r.project);
+        for rule in &r.rules {
+            println!(
+                "  {:<18} {:<8} {} {} (clears at {}, after {} sample(s))",
+                rule.rule.as_str(),
+                if rule.enabled { "on" } else { "off" },
+                match rule.direction {
+                    pgsteward::monitor::alerts::Direction::Above => "above",
+                    pgsteward::monitor::alerts::Direction::Below => "below",
+                },
+                rule.threshold,
+                rule.clear,
+                rule.for_samples
+            );
+        }
+        if r.history.is_empty() {
+            println!("no alerts in the last 7 days");
+        }
+        for h in &r.history {
+            let when = chrono::DateTime::from_timestamp_millis(h.started_at)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            println!(
+                "  {} {:<18} {} {}",
+                when,
+                h.rule,
+                if h.ended_at.is_none() {
+                    "FIRING  "
+                } else {
+                    "resolved"
+                },
+                h.message
+            );
+        }
+    });
+    Ok(())
+}
+
+pub async fn availability(st: &Steward, json: bool, name: &str) -> Result<(), Error> {
+    let r = st.availability(name).await?;
+    out(json, &r, |r| {
+        for w in &r.windows {
+            match w.ratio {
+                None => println!(
+                    "{:>4}  no probes (run the app or `pgsteward history run`)",
+                    w.window
+                ),
+                Some(ratio) => println!(
+                    "{:>4}  {:.3} % of {} probes reached the server ({} down){}  target {:.1} %",
+                    w.window,
+                    ratio * 100.0,
+                    w.probes,
+                    w.down,
+                    w.mean_latency_ms
+                        .map(|ms| format!(", mean latency {ms:.1} ms"))
+                        .unwrap_or_default(),
+                    r.target * 100.0
+                ),
+            }
+        }
+    });
+    Ok(())
+}
