@@ -22,6 +22,11 @@ fn main() {
             "backend_terminate",
             "explain_run",
             "health_check",
+            "tune_profile",
+            "tune_profile_save",
+            "tune_recommend",
+            "tune_apply",
+            "tune_rollback",
         ]),
     ))
     .expect("tauri build script");

@@ -47,6 +47,11 @@ fn main() {
             commands::monitor::backend_terminate,
             commands::monitor::explain_run,
             commands::monitor::health_check,
+            commands::tune::tune_profile,
+            commands::tune::tune_profile_save,
+            commands::tune::tune_recommend,
+            commands::tune::tune_apply,
+            commands::tune::tune_rollback,
         ])
         .run(tauri::generate_context!())
         .expect("error while running pgsteward");

@@ -6,5 +6,6 @@ pub mod backup;
 pub mod dashboard;
 pub mod monitor;
 pub mod project;
+pub mod tune;
 
 pub type CmdResult<T> = Result<T, pgsteward::Error>;

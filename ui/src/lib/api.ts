@@ -6,19 +6,24 @@ import type {
   ActivityFilter,
   ActivityReport,
   AppInfo,
+  ApplyReport,
   BackupSummary,
   BlockingTree,
   ConnectionTest,
   DashboardSnapshot,
   ExplainReport,
+  HardwareProfile,
   HealthReport,
   JobProgress,
+  ProfileInput,
   ProjectInput,
   ProjectSummary,
   RestoreReport,
   RestoreTarget,
+  SettingChange,
   SignalKind,
   SignalOutcome,
+  TuneReport,
   VerifyReport,
   VerifyTier,
 } from "./bindings";
@@ -127,6 +132,31 @@ export function backupVerify(
   tier: VerifyTier,
 ): Promise<VerifyReport[]> {
   return call<VerifyReport[]>("backup_verify", { name, backupId, tier });
+}
+
+/** The project's saved tuning profile; `null` when none was saved yet. */
+export function tuneProfile(name: string): Promise<HardwareProfile | null> {
+  return call<HardwareProfile | null>("tune_profile", { name });
+}
+
+/** Resolves the profile from `input`, the saved one and detection, saves it and returns it. */
+export function tuneProfileSave(name: string, input: ProfileInput): Promise<HardwareProfile> {
+  return call<HardwareProfile>("tune_profile_save", { name, input });
+}
+
+/** Recommendations for the project's server (also saves the profile, as `tuneProfileSave`). */
+export function tuneRecommend(name: string, input: ProfileInput): Promise<TuneReport> {
+  return call<TuneReport>("tune_recommend", { name, input });
+}
+
+/** Changes settings with ALTER SYSTEM and reloads. Callers confirm with the user first. */
+export function tuneApply(name: string, changes: SettingChange[]): Promise<ApplyReport> {
+  return call<ApplyReport>("tune_apply", { name, changes });
+}
+
+/** Restores the values the latest apply replaced. Callers confirm with the user first. */
+export function tuneRollback(name: string): Promise<ApplyReport> {
+  return call<ApplyReport>("tune_rollback", { name });
 }
 
 export function sandboxStart(): Promise<ProjectSummary> {

@@ -5,7 +5,7 @@ import { banner } from "./banner.svelte";
 import { loadSelectedProject, saveSelectedProject } from "./storage";
 
 export type View = { kind: "project" } | { kind: "new" } | { kind: "edit"; name: string };
-export type ProjectTab = "dashboard" | "activity" | "explain" | "health" | "backups";
+export type ProjectTab = "dashboard" | "activity" | "explain" | "health" | "backups" | "tuning";
 
 class AppState {
   info = $state<AppInfo | null>(null);
