@@ -311,6 +311,50 @@ pub fn verify(
     Ok(())
 }
 
+/// Write the decrypted pg_dump archive of a (verified) backup to `out`: what stock tools read.
+/// Returns the bytes written; the digest is checked again on the way.
+pub fn export(
+    storage: &dyn Storage,
+    kek: &[u8; 32],
+    manifest: &Manifest,
+    out: &mut dyn Write,
+    rep: &mut Reporter,
+) -> Result<u64> {
+    let dek = unwrap_dek(manifest, kek)?;
+    let obj = manifest
+        .objects
+        .iter()
+        .find(|o| o.name == DUMP_OBJECT)
+        .ok_or_else(|| corrupt(&manifest.backup_id, "it has no dump object"))?;
+    rep.phase("exporting");
+    let mut dec = open_plaintext(storage, manifest, &dek, obj)?;
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = dec
+            .read(&mut buf)
+            .map_err(|e| map_read_err(&manifest.backup_id, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])
+            .map_err(|e| Error::io("writing the exported archive", e))?;
+        total += n as u64;
+        rep.bytes(total);
+    }
+    out.flush()
+        .map_err(|e| Error::io("writing the exported archive", e))?;
+    if total != obj.plaintext_bytes || hex::encode(hasher.finalize()) != obj.plaintext_sha256 {
+        return Err(corrupt(
+            &manifest.backup_id,
+            format!("{} does not match its recorded digest", obj.name),
+        ));
+    }
+    Ok(total)
+}
+
 /// Stream a verified backup into pg_restore. `clean` drops existing objects first (same
 /// database). Runs in one transaction: an error leaves the target as it was.
 pub fn restore(

@@ -346,4 +346,54 @@ impl Steward {
             backups_readable,
         })
     }
+
+    /// Write a backup's decrypted pg_dump archive to a new file (mode 0600), after a full
+    /// verification; on any failure the file is removed. Stock `pg_restore` reads the result.
+    pub async fn backup_export(
+        &self,
+        name: &str,
+        backup_id: &str,
+        out: &std::path::Path,
+        sink: ProgressSink,
+    ) -> Result<u64> {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.store.get(name)?;
+        let kek = self.settled_backup_key(name)?;
+        let storage = self.storage(name)?;
+        let manifest = repo::load(&storage, &kek, backup_id)?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(out)
+            .map_err(|e| Error::io(&format!("creating {}", out.display()), e))?;
+        let path = out.to_path_buf();
+        let mut rep = Reporter::new(JobKind::Verify, name, sink);
+        let job = tokio::task::spawn_blocking(move || {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            let r = crate::backup::logical::verify(&storage, &kek, &manifest, &mut rep)
+                .and_then(|()| {
+                    crate::backup::logical::export(&storage, &kek, &manifest, &mut w, &mut rep)
+                })
+                .and_then(|n| {
+                    w.into_inner()
+                        .map_err(|e| Error::io("writing the exported archive", e.into_error()))?
+                        .sync_all()
+                        .map_err(|e| Error::io("writing the exported archive", e))?;
+                    Ok(n)
+                });
+            match &r {
+                Ok(n) => rep.finish(JobStatus::Succeeded, Some(format!("{n} bytes exported"))),
+                Err(e) => rep.fail(e),
+            }
+            r
+        });
+        let r = job
+            .await
+            .map_err(|e| Error::internal(format!("export task: {e}")))?;
+        if r.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        r
+    }
 }

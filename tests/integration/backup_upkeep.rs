@@ -385,3 +385,55 @@ async fn a_lost_keyring_is_recovered_from_the_kit() {
     restore_new(&home, &id, "recovered").await.unwrap();
     assert_eq!(table_checksums(&pg, "recovered"), before);
 }
+
+async fn export_gives_a_standard_archive_and_refuses_damage(major: u32) {
+    let (_pg, home) = setup(major);
+    let id = backup(&home).await;
+    let out = home.path().join("export.dump");
+    let out_arg = out.display().to_string();
+    let (ok, v) = cli_json(
+        &home,
+        &["--json", "backup", "export", "app", &id, "--out", &out_arg],
+        None,
+    );
+    assert!(ok, "{v}");
+    // Stock pg_restore reads it.
+    let pg_restore = pgsteward::pgbin::find("pg_restore", major, None).unwrap();
+    let listing = std::process::Command::new(pg_restore)
+        .arg("--list")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(listing.status.success());
+    assert!(String::from_utf8_lossy(&listing.stdout).contains("Orders \"EU\""));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // An existing file is never overwritten.
+    let (ok, v) = cli_json(
+        &home,
+        &["--json", "backup", "export", "app", &id, "--out", &out_arg],
+        None,
+    );
+    assert!(!ok);
+    assert_eq!(v["error"]["code"], "io");
+
+    // A damaged backup exports nothing.
+    let p = object(&home, &id);
+    let mut bytes = std::fs::read(&p).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&p, &bytes).unwrap();
+    let bad = home.path().join("bad.dump");
+    let err = home
+        .st
+        .backup_export("app", &id, &bad, quiet())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::BackupCorrupt);
+    assert!(!bad.exists(), "no partial archive is left behind");
+}
+on_each_version!(export_gives_a_standard_archive_and_refuses_damage);

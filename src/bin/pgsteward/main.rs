@@ -234,6 +234,8 @@ enum BackupCmd {
     Verify(upkeep::VerifyArgs),
     /// Delete backups the retention policy lets go, and interrupted ones.
     Prune(upkeep::PruneArgs),
+    /// Write a backup's decrypted pg_dump archive to a file, for stock tools.
+    Export(upkeep::ExportArgs),
     /// Restore a backup.
     Restore {
         name: String,
@@ -523,6 +525,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             }
             BackupCmd::Verify(a) => upkeep::verify(&st, json, a).await?,
             BackupCmd::Prune(a) => upkeep::prune(&st, json, a)?,
+            BackupCmd::Export(a) => upkeep::export(&st, json, a).await?,
             BackupCmd::Restore {
                 name,
                 backup_id,

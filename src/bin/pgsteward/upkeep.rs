@@ -41,6 +41,15 @@ pub struct PruneArgs {
     yes: bool,
 }
 
+#[derive(Args)]
+pub struct ExportArgs {
+    name: String,
+    backup_id: String,
+    /// File to write the decrypted pg_dump archive to (must not exist).
+    #[arg(long)]
+    out: PathBuf,
+}
+
 #[derive(Subcommand)]
 pub enum KeyCmd {
     /// Replace the project's backup key; backups stay readable (their data keys are re-wrapped).
@@ -118,6 +127,28 @@ pub async fn verify(st: &Steward, json: bool, a: VerifyArgs) -> Result<(), Error
         );
     }
     failure.map_or(Ok(()), Err)
+}
+
+pub async fn export(st: &Steward, json: bool, a: ExportArgs) -> Result<(), Error> {
+    let (sink, bar) = progress(json);
+    let r = st.backup_export(&a.name, &a.backup_id, &a.out, sink).await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let bytes = r?;
+    out(
+        json,
+        &serde_json::json!({"file": a.out, "bytes": bytes}),
+        |_| {
+            println!(
+            "{} written ({}): a standard pg_dump archive, e.g. `pg_restore --list {}`. It is NOT encrypted.",
+            a.out.display(),
+            human_bytes(bytes as f64),
+            a.out.display()
+        )
+        },
+    );
+    Ok(())
 }
 
 pub fn prune(st: &Steward, json: bool, a: PruneArgs) -> Result<(), Error> {
