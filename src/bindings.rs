@@ -5,6 +5,7 @@
 
 use ts_rs::{Config, TS};
 
+use crate::backup::facts::TableFact;
 use crate::backup::{
     BackupSummary, PruneDecision, RestoreReport, RestoreTarget, VerifyReport, VerifyTier,
 };
@@ -27,7 +28,9 @@ use crate::monitor::{
     SampleReport, SamplerState, Series, SeriesPoint, TopQueries, TopQuery,
 };
 use crate::project::{ProjectInput, ProjectSummary};
-use crate::steward::{ConnectionTest, KeyRotation, KitImport, PruneReport};
+use crate::steward::{
+    AmcheckReport, ConnectionTest, KeyRotation, KitImport, PruneReport, RecoveryReport,
+};
 use crate::tune::{
     AppliedSetting, ApplyReport, Confidence, DbSize, Group, HardwareProfile, MemoryBudget,
     MemoryParts, OsKind, ProfileInput, ProfileSource, Recommendation, RecommendationGroup,
@@ -95,6 +98,9 @@ pub fn typescript() -> String {
         AlertsReport::decl(&cfg),
         AvailabilityWindow::decl(&cfg),
         AvailabilityReport::decl(&cfg),
+        TableFact::decl(&cfg),
+        AmcheckReport::decl(&cfg),
+        RecoveryReport::decl(&cfg),
         KeyRotation::decl(&cfg),
         KitImport::decl(&cfg),
         AppInfo::decl(&cfg),

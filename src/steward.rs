@@ -36,7 +36,9 @@ use crate::sql;
 use crate::tune::{self, ApplyReport, HardwareProfile, ProfileInput, SettingChange, TuneReport};
 
 mod monitoring;
+mod recovery;
 mod upkeep;
+pub use recovery::{AmcheckReport, RecoveryReport};
 pub use upkeep::{KeyRotation, KitImport, PruneReport};
 
 /// Result of testing a connection.
@@ -733,7 +735,20 @@ impl Steward {
             let storage = self.storage(name)?;
             let name = name.to_string();
             let conninfo = libpq_conninfo(&r, &db, self.limits.lock_timeout);
-            tokio::task::spawn_blocking(move || {
+            // One snapshot for the table facts and the dump: the facts describe exactly the
+            // data that was dumped, even while the database is being written to.
+            let mut snap = pool.acquire().await?;
+            sqlx::query(sql!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+                .execute(&mut *snap)
+                .await?;
+            let snapshot: String = sqlx::query_scalar(sql!("SELECT pg_export_snapshot()"))
+                .fetch_one(&mut *snap)
+                .await?;
+            rep.phase("counting rows");
+            let tables = crate::backup::facts::read(&mut snap)
+                .await
+                .inspect_err(|_| snap.discard())?;
+            let job = tokio::task::spawn_blocking(move || {
                 let plan = BackupPlan {
                     storage: &storage,
                     kek: &kek,
@@ -747,13 +762,25 @@ impl Steward {
                         conninfo,
                         password: pw,
                     },
+                    snapshot: Some(snapshot),
+                    tables,
                 };
                 let m = logical::create(plan, &mut rep, &cancel);
                 drop(lock);
                 (m, rep)
-            })
-            .await
-            .map_err(|e| Error::internal(format!("backup task: {e}")))
+            });
+            let out = job
+                .await
+                .map_err(|e| Error::internal(format!("backup task: {e}")));
+            // The snapshot was only needed until pg_dump took it.
+            if sqlx::query(sql!("ROLLBACK"))
+                .execute(&mut *snap)
+                .await
+                .is_err()
+            {
+                snap.discard();
+            }
+            out
         }
         .await;
         match result {
@@ -879,7 +906,11 @@ impl Steward {
                 conninfo,
                 password: pw,
             };
-            let res = logical::restore(&storage, &kek, &manifest, &tool, clean, &mut rep, &cancel);
+            let mode = logical::RestoreMode {
+                clean,
+                no_owner: false,
+            };
+            let res = logical::restore(&storage, &kek, &manifest, &tool, mode, &mut rep, &cancel);
             (res, rep)
         })
         .await

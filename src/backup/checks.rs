@@ -41,12 +41,12 @@ impl CheckLog {
         Ok(self.read()?.remove(backup_id).unwrap_or_default())
     }
 
-    /// True when a full verification of the backup succeeded at least once.
+    /// True when a full verification (or a recovery test) of the backup succeeded at least once.
     pub fn fully_verified(&self, backup_id: &str) -> Result<bool> {
         Ok(self
             .reports(backup_id)?
             .iter()
-            .any(|r| r.ok && r.tier == VerifyTier::Full))
+            .any(|r| r.ok && matches!(r.tier, VerifyTier::Full | VerifyTier::Recovery)))
     }
 
     /// Record a report (under a lock, so the GUI and the CLI can both write).

@@ -55,6 +55,9 @@ pub struct BackupPlan<'a> {
     pub server_version: String,
     pub server_version_num: i32,
     pub dump: ToolInvocation,
+    /// Dump this exported snapshot (`pg_export_snapshot()`), so facts read in it match.
+    pub snapshot: Option<String>,
+    pub tables: Vec<super::facts::TableFact>,
 }
 
 fn collect_stderr(child: &mut Child) -> JoinHandle<String> {
@@ -129,6 +132,7 @@ fn create_inner(
         kek_id: crypto::key_id(plan.kek),
         wrapped_key: String::new(),
         objects: vec![],
+        tables: plan.tables.clone(),
     };
     manifest.wrapped_key = base64::engine::general_purpose::STANDARD.encode(crypto::wrap_key(
         plan.kek,
@@ -146,6 +150,9 @@ fn create_inner(
     ])
     .arg(format!("--dbname={}", plan.dump.conninfo))
     .stdout(Stdio::piped());
+    if let Some(snap) = &plan.snapshot {
+        cmd.arg(format!("--snapshot={snap}"));
+    }
     let mut child = cmd.spawn().map_err(|e| {
         Error::new(
             ErrorCode::ToolFailed,
@@ -355,14 +362,23 @@ pub fn export(
     Ok(total)
 }
 
-/// Stream a verified backup into pg_restore. `clean` drops existing objects first (same
-/// database). Runs in one transaction: an error leaves the target as it was.
+/// How pg_restore treats the target.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestoreMode {
+    /// Drop existing objects first (restore into the same database).
+    pub clean: bool,
+    /// Skip ownership and grants (a throwaway server without the original roles).
+    pub no_owner: bool,
+}
+
+/// Stream a verified backup into pg_restore. Runs in one transaction: an error leaves the
+/// target as it was.
 pub fn restore(
     storage: &dyn Storage,
     kek: &[u8; 32],
     manifest: &Manifest,
     restore_tool: &ToolInvocation,
-    clean: bool,
+    mode: RestoreMode,
     rep: &mut Reporter,
     cancel: &CancelToken,
 ) -> Result<u64> {
@@ -377,8 +393,11 @@ pub fn restore(
     cmd.args(["--exit-on-error", "--single-transaction", "--no-password"])
         .arg(format!("--dbname={}", restore_tool.conninfo))
         .stdin(Stdio::piped());
-    if clean {
+    if mode.clean {
         cmd.args(["--clean", "--if-exists"]);
+    }
+    if mode.no_owner {
+        cmd.args(["--no-owner", "--no-privileges"]);
     }
     let mut child = cmd.spawn().map_err(|e| {
         Error::new(

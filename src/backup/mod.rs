@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod crypto;
+pub mod facts;
 pub mod kit;
 pub mod logical;
 pub mod repo;

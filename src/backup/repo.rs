@@ -193,6 +193,9 @@ pub struct Manifest {
     /// The backup's data key, wrapped by the project key (base64).
     pub wrapped_key: String,
     pub objects: Vec<ObjectEntry>,
+    /// Row counts and checksums of the tables, read in the snapshot that was dumped.
+    #[serde(default)]
+    pub tables: Vec<super::facts::TableFact>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -26,6 +26,8 @@ pub enum VerifyTier {
     Quick,
     Sampled,
     Full,
+    /// Restored into a throwaway server and compared with the facts recorded at backup time.
+    Recovery,
 }
 
 impl VerifyTier {
@@ -34,6 +36,7 @@ impl VerifyTier {
             VerifyTier::Quick => "quick",
             VerifyTier::Sampled => "sampled",
             VerifyTier::Full => "full",
+            VerifyTier::Recovery => "recovery",
         }
     }
 }
@@ -168,6 +171,9 @@ pub fn verify(
     let stored: u64 = m.objects.iter().map(|o| o.stored_bytes).sum();
     let outcome = quick(storage, m).and_then(|()| match tier {
         VerifyTier::Quick => Ok(0),
+        VerifyTier::Recovery => Err(Error::invalid_input(
+            "a recovery test restores the backup: use the recovery test, not verify",
+        )),
         VerifyTier::Sampled => sampled(storage, kek, m, fraction, rep),
         VerifyTier::Full => logical::verify(storage, kek, m, rep).map(|()| stored),
     });
@@ -184,7 +190,9 @@ pub fn verify(
                     read,
                     stored
                 ),
-                VerifyTier::Full => "every byte authenticated and both digests match".to_string(),
+                VerifyTier::Full | VerifyTier::Recovery => {
+                    "every byte authenticated and both digests match".to_string()
+                }
             },
             read,
         ),

@@ -6,7 +6,7 @@ use pgsteward::jobs::CancelToken;
 use pgsteward::secrets::SecretKind;
 use pgsteward::ErrorCode;
 
-use crate::harness::{cli_json, quiet, table_checksums, Home, Pg};
+use crate::harness::{cli_json, cli_json_env, quiet, table_checksums, Home, Pg};
 use crate::on_each_version;
 
 const PASSPHRASE: &str = "long enough passphrase 42";
@@ -437,3 +437,66 @@ async fn export_gives_a_standard_archive_and_refuses_damage(major: u32) {
     assert!(!bad.exists(), "no partial archive is left behind");
 }
 on_each_version!(export_gives_a_standard_archive_and_refuses_damage);
+
+async fn recovery_test_restores_into_a_throwaway_server_while_writes_go_on(major: u32) {
+    let (pg, home) = setup(major);
+    pg.sql(
+        "app",
+        "CREATE TABLE events (id bigserial PRIMARY KEY, at timestamptz DEFAULT now(), amount float8, tags text[]); \
+         CREATE INDEX ON events (at); \
+         CREATE TABLE measures (city text, day date, v numeric) PARTITION BY RANGE (day); \
+         CREATE TABLE measures_2024 PARTITION OF measures FOR VALUES FROM ('2024-01-01') TO ('2025-01-01'); \
+         CREATE TABLE measures_2025 PARTITION OF measures FOR VALUES FROM ('2025-01-01') TO ('2026-01-01'); \
+         INSERT INTO measures SELECT 'Zürich', DATE '2024-01-01' + g, g / 7.0 FROM generate_series(0, 700) g; \
+         INSERT INTO events (amount, tags) SELECT g * 0.1, ARRAY['a', 'b'] FROM generate_series(1, 2000) g;",
+    );
+    // Writes keep coming while the backup runs: the recorded facts and the dump must still
+    // describe the same moment.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, uri) = (stop.clone(), pg.uri("app"));
+        tokio::spawn(async move {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&uri).await.unwrap();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sqlx::query("INSERT INTO events (amount) VALUES (random())")
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let id = backup(&home).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.await.unwrap() > 0);
+
+    let scratch = tempfile::tempdir_in("/tmp").unwrap();
+    let (ok, v) = cli_json_env(
+        &home,
+        &["--json", "backup", "test-recovery", "app"],
+        None,
+        &[("TMPDIR", scratch.path())],
+    );
+    assert!(ok, "{v}");
+    assert_eq!(v["backup_id"], id.as_str());
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["server_major"], major);
+    // Orders, events and the two partitions.
+    assert_eq!(v["tables_compared"], 4, "{v}");
+    assert_eq!(v["checksums_compared"], 4);
+    assert!(
+        v["amcheck"]["indexes_checked"].as_u64().unwrap() >= 2,
+        "{v}"
+    );
+    assert!(v["amcheck"]["failures"].as_array().unwrap().is_empty());
+    // The throwaway server was removed with its folder.
+    assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0);
+    let listed = home.st.backup_list("app").unwrap();
+    let check = listed[0].last_check.as_ref().unwrap();
+    assert_eq!(check.tier, pgsteward::backup::VerifyTier::Recovery);
+    assert!(check.ok);
+}
+on_each_version!(recovery_test_restores_into_a_throwaway_server_while_writes_go_on);

@@ -136,9 +136,20 @@ pub fn cli() -> PathBuf {
 /// Run the CLI with `--json` semantics on an isolated home: (succeeded, parsed stdout).
 /// `stdin` is fed to it (passwords, passphrases); otherwise stdin is empty.
 pub fn cli_json(home: &Home, args: &[&str], stdin: Option<&str>) -> (bool, serde_json::Value) {
+    cli_json_env(home, args, stdin, &[])
+}
+
+/// [`cli_json`] with extra environment variables.
+pub fn cli_json_env(
+    home: &Home,
+    args: &[&str],
+    stdin: Option<&str>,
+    envs: &[(&str, &std::path::Path)],
+) -> (bool, serde_json::Value) {
     use std::io::Write;
     let mut child = std::process::Command::new(cli())
         .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, *v)))
         .env("PGSTEWARD_HOME", home.path())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -236,6 +236,12 @@ enum BackupCmd {
     Prune(upkeep::PruneArgs),
     /// Write a backup's decrypted pg_dump archive to a file, for stock tools.
     Export(upkeep::ExportArgs),
+    /// Restore a backup (default: the newest) into a throwaway server, compare every table with
+    /// the backup's records, run amcheck, and report the time to restore.
+    TestRecovery {
+        name: String,
+        backup_id: Option<String>,
+    },
     /// Restore a backup.
     Restore {
         name: String,
@@ -526,6 +532,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
             BackupCmd::Verify(a) => upkeep::verify(&st, json, a).await?,
             BackupCmd::Prune(a) => upkeep::prune(&st, json, a)?,
             BackupCmd::Export(a) => upkeep::export(&st, json, a).await?,
+            BackupCmd::TestRecovery { name, backup_id } => {
+                upkeep::test_recovery(&st, json, &name, backup_id.as_deref()).await?
+            }
             BackupCmd::Restore {
                 name,
                 backup_id,

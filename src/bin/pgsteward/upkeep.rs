@@ -151,6 +151,34 @@ pub async fn export(st: &Steward, json: bool, a: ExportArgs) -> Result<(), Error
     Ok(())
 }
 
+pub async fn test_recovery(
+    st: &Steward,
+    json: bool,
+    name: &str,
+    backup_id: Option<&str>,
+) -> Result<(), Error> {
+    let (sink, bar) = progress(json);
+    let r = st.backup_test_recovery(name, backup_id, sink).await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let report = r?;
+    out(json, &report, |r| {
+        println!(
+            "{}  {}  PostgreSQL {}: {}",
+            r.backup_id,
+            if r.ok { "RECOVERED" } else { "FAILED" },
+            r.server_major,
+            r.message
+        );
+    });
+    if report.ok {
+        Ok(())
+    } else {
+        std::process::exit(1)
+    }
+}
+
 pub fn prune(st: &Steward, json: bool, a: PruneArgs) -> Result<(), Error> {
     let mut policy = RetentionPolicy::from_env()?;
     if a.keep.is_some() {

@@ -289,7 +289,7 @@ export type JobProgress = { job_id: string, kind: JobKind, project: string, stat
 phase: string, bytes: number, rate_bytes_per_sec: number, elapsed_ms: number, message: string | null, };
 export type RestoreTarget = { "kind": "new_database", name: string, } | { "kind": "same_database", confirm: string, };
 export type RestoreReport = { backup_id: string, database: string, bytes: number, duration_ms: number, };
-export type VerifyTier = "quick" | "sampled" | "full";
+export type VerifyTier = "quick" | "sampled" | "full" | "recovery";
 export type VerifyReport = { backup_id: string, tier: VerifyTier, ok: boolean, 
 /**
  * What was found wrong, or what was checked.
@@ -358,6 +358,25 @@ ratio: number | null, probes: number, down: number, meets_target: boolean | null
  */
 mean_latency_ms: number | null, };
 export type AvailabilityReport = { project: string, target: number, windows: Array<AvailabilityWindow>, };
+export type TableFact = { 
+/**
+ * Schema-qualified, quoted as SQL needs it.
+ */
+name: string, rows: number, checksum: string | null, };
+export type AmcheckReport = { indexes_checked: number, 
+/**
+ * Index and error for each index that failed.
+ */
+failures: Array<string>, };
+export type RecoveryReport = { backup_id: string, server_major: number, ok: boolean, message: string, 
+/**
+ * Time from starting the restore (including its verification) to a usable database.
+ */
+rto_ms: number, tables_recorded: number, tables_compared: number, checksums_compared: number, mismatches: Array<string>, 
+/**
+ * `None` when amcheck is not available for that server.
+ */
+amcheck: AmcheckReport | null, tested_at: string, };
 export type KeyRotation = { old_key_id: string, new_key_id: string, 
 /**
  * Backups whose data key was re-wrapped (their objects are untouched).
