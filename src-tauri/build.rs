@@ -22,6 +22,13 @@ fn main() {
             "backend_terminate",
             "explain_run",
             "health_check",
+            "history_sampler_start",
+            "history_visibility",
+            "history_charts",
+            "history_top_queries",
+            "history_query_charts",
+            "history_slow_events",
+            "pool_metrics",
         ]),
     ))
     .expect("tauri build script");
