@@ -27,6 +27,13 @@ fn main() {
             "tune_recommend",
             "tune_apply",
             "tune_rollback",
+            "history_sampler_start",
+            "history_visibility",
+            "history_charts",
+            "history_top_queries",
+            "history_query_charts",
+            "history_slow_events",
+            "pool_metrics",
         ]),
     ))
     .expect("tauri build script");

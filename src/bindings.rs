@@ -9,7 +9,9 @@ use crate::backup::facts::TableFact;
 use crate::backup::{
     BackupSummary, PruneDecision, RestoreReport, RestoreTarget, VerifyReport, VerifyTier,
 };
+use crate::conn::breaker::CircuitState;
 use crate::conn::spec::{ConnectionInput, SslMode};
+use crate::conn::PoolMetrics;
 use crate::error::{Error, ErrorCode};
 use crate::jobs::{JobKind, JobProgress, JobStatus};
 use crate::monitor::alerts::{
@@ -23,9 +25,10 @@ use crate::monitor::{
     SignalOutcome, TriggerTime,
 };
 use crate::monitor::{
-    CollectorFailure, CollectorId, CompactReport, CounterDelta, HistoryRange, HistoryRetention,
-    HistorySeries, Metric, MetricValue, QueryEvent, QueryPoint, QuerySeries, QuerySort, Resolution,
-    SampleReport, SamplerState, Series, SeriesPoint, TopQueries, TopQuery,
+    CollectorFailure, CollectorId, CompactReport, CounterDelta, HistoryChart, HistoryCharts,
+    HistoryRange, HistoryRetention, HistorySeries, Metric, MetricValue, QueryCharts, QueryEvent,
+    QueryPoint, QuerySeries, QuerySort, Resolution, SampleReport, SamplerState, Series,
+    SeriesPoint, TopQueries, TopQuery,
 };
 use crate::project::{ProjectInput, ProjectSummary};
 use crate::steward::{
@@ -143,6 +146,11 @@ pub fn typescript() -> String {
         TopQueries::decl(&cfg),
         QueryPoint::decl(&cfg),
         QuerySeries::decl(&cfg),
+        HistoryChart::decl(&cfg),
+        HistoryCharts::decl(&cfg),
+        QueryCharts::decl(&cfg),
+        CircuitState::decl(&cfg),
+        PoolMetrics::decl(&cfg),
     ];
     let mut out = String::from("// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p pgsteward --lib bindings`. Do not edit.\n\n");
     for d in decls {

@@ -25,9 +25,9 @@ use crate::jobs::{CancelToken, JobKind, JobStatus, ProgressSink, Reporter};
 use crate::monitor::{
     actions, activity, dashboard, explain, health, locks, queries, sampler, series, ActivityFilter,
     ActivityReport, BlockingTree, CompactReport, DashboardSnapshot, ExplainOptions, ExplainReport,
-    HealthOptions, HealthReport, HistoryOptions, HistoryRange, HistorySeries, HistoryStore, Metric,
-    QueryEvent, QuerySeries, QuerySort, SampleReport, SampleRing, SamplerHandle, SignalKind,
-    SignalOutcome, TopQueries,
+    HealthOptions, HealthReport, HistoryCharts, HistoryOptions, HistoryRange, HistorySeries,
+    HistoryStore, Metric, QueryCharts, QueryEvent, QuerySeries, QuerySort, SampleReport,
+    SampleRing, SamplerHandle, SignalKind, SignalOutcome, TopQueries,
 };
 use crate::pgbin;
 use crate::project::{Project, ProjectInput, ProjectStore, ProjectSummary};
@@ -565,6 +565,14 @@ impl Steward {
         .await
     }
 
+    /// The dashboard's charts over `range` (see [`series::history_charts`]).
+    pub async fn history_charts(&self, name: &str, range: HistoryRange) -> Result<HistoryCharts> {
+        let h = self
+            .history_series(name, &series::CHART_METRICS, range)
+            .await?;
+        Ok(series::history_charts(&h))
+    }
+
     /// Top statements over `range` from the stored pg_stat_statements deltas.
     pub async fn top_queries(
         &self,
@@ -603,6 +611,20 @@ impl Steward {
         let store = self.history_store(name).await?;
         let now = chrono::Utc::now().timestamp_millis();
         queries::query_series(&store, queryid, range, &self.history_opts.retention, now).await
+    }
+
+    /// [`Steward::query_series`] with its charts over the range.
+    pub async fn query_charts(
+        &self,
+        name: &str,
+        queryid: &str,
+        range: HistoryRange,
+    ) -> Result<QueryCharts> {
+        let (from, to) = range.bounds(chrono::Utc::now().timestamp_millis())?;
+        Ok(self
+            .query_series(name, queryid, range)
+            .await?
+            .charts(from, to))
     }
 
     /// Slow-query events (slow statements and long-running sessions) over `range`, newest first.

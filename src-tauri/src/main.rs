@@ -52,6 +52,13 @@ fn main() {
             commands::tune::tune_recommend,
             commands::tune::tune_apply,
             commands::tune::tune_rollback,
+            commands::history::history_sampler_start,
+            commands::history::history_visibility,
+            commands::history::history_charts,
+            commands::history::history_top_queries,
+            commands::history::history_query_charts,
+            commands::history::history_slow_events,
+            commands::history::pool_metrics,
         ])
         .run(tauri::generate_context!())
         .expect("error while running pgsteward");

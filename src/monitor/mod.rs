@@ -37,8 +37,10 @@ pub use health::{CheckId, HealthCheck, HealthItem, HealthOptions, HealthReport, 
 pub use history::{CompactReport, HistoryRetention, HistoryStore, QueryEvent, Resolution};
 pub use locks::{BlockingNode, BlockingTree};
 pub use plan::{Buffers, HintKind, Misestimate, MisestimateLevel, PlanHint, PlanNode, TriggerTime};
-pub use queries::{QueryPoint, QuerySeries, QuerySort, TopQueries, TopQuery};
+pub use queries::{QueryCharts, QueryPoint, QuerySeries, QuerySort, TopQueries, TopQuery};
 pub use sampler::{
     CounterDelta, HistoryOptions, MetricValue, SampleReport, SamplerHandle, SamplerState,
 };
-pub use series::{HistoryRange, HistorySeries, Metric, Series, SeriesPoint};
+pub use series::{
+    HistoryChart, HistoryCharts, HistoryRange, HistorySeries, Metric, Series, SeriesPoint,
+};

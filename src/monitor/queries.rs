@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use ts_rs::TS;
 
+use crate::charts;
 use crate::conn::Pool;
 use crate::error::{Error, ErrorCode, Result};
 
@@ -245,6 +246,57 @@ pub async fn query_series(
             })
             .collect(),
     })
+}
+
+/// One statement over a range, with its charts.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct QueryCharts {
+    pub series: QuerySeries,
+    /// Calls per second over the range.
+    pub calls_svg: String,
+    /// Mean time per call over each bucket (not a percentile).
+    pub mean_svg: String,
+}
+
+impl QuerySeries {
+    /// Calls per second and mean time per call, as two charts over `[from, to)`.
+    pub fn charts(self, from: i64, to: i64) -> QueryCharts {
+        let x_range = charts::utc_ms(from).zip(charts::utc_ms(to));
+        let line = |label: &str, f: fn(&QueryPoint) -> f64| charts::Line {
+            label: label.into(),
+            points: self
+                .points
+                .iter()
+                .filter_map(|p| charts::utc_ms(p.t).map(|t| (t, f(p))))
+                .collect(),
+        };
+        let chart = |title: &str, unit: &str, l: charts::Line| {
+            charts::TimeChart {
+                title: title.into(),
+                unit: unit.into(),
+                lines: vec![l],
+                x_range,
+                empty_text: "no calls in this range".into(),
+                ..Default::default()
+            }
+            .svg()
+        };
+        let calls_svg = chart(
+            "Calls per second",
+            "calls/s",
+            line("calls/s", |p| p.calls_per_s),
+        );
+        let mean_svg = chart(
+            "Mean time per call (not a percentile)",
+            "ms",
+            line("mean", |p| p.mean_ms),
+        );
+        QueryCharts {
+            series: self,
+            calls_svg,
+            mean_svg,
+        }
+    }
 }
 
 /// Slow-query events over a range, newest first.

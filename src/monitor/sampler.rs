@@ -32,6 +32,10 @@ pub struct HistoryOptions {
     pub retention: HistoryRetention,
     /// The background sampler compacts the store this often.
     pub compact_every: Duration,
+    /// Time between samples of a background sampler while someone is looking.
+    pub interval: Duration,
+    /// Time between samples while the app is hidden or minimised.
+    pub background_interval: Duration,
 }
 
 impl Default for HistoryOptions {
@@ -40,6 +44,8 @@ impl Default for HistoryOptions {
             collect: CollectOptions::default(),
             retention: HistoryRetention::default(),
             compact_every: Duration::from_secs(300),
+            interval: Duration::from_secs(10),
+            background_interval: Duration::from_secs(30),
         }
     }
 }

@@ -276,6 +276,261 @@ pub struct HistorySeries {
     pub series: Vec<Series>,
 }
 
+/// One chart of the history view, rendered by the core.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct HistoryChart {
+    /// Stable name for the UI: "tps", "connections", "cache_hit_ratio", ...
+    pub id: String,
+    pub title: String,
+    /// What the reader must know to read it right (e.g. a mean is not a percentile).
+    pub note: Option<String>,
+    /// Points drawn over all its lines; 0 when the range holds no data for it.
+    pub points: u32,
+    pub svg: String,
+}
+
+/// The charts of the dashboard over a time range.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct HistoryCharts {
+    pub project: String,
+    #[ts(type = "number")]
+    pub from: i64,
+    #[ts(type = "number")]
+    pub to: i64,
+    pub resolution: Resolution,
+    /// Points over all charts; 0 when there is no history for the range yet.
+    pub points: u32,
+    pub charts: Vec<HistoryChart>,
+}
+
+/// The metrics the history charts draw.
+pub const CHART_METRICS: [Metric; 17] = [
+    Metric::Tps,
+    Metric::CommitsPerS,
+    Metric::RollbacksPerS,
+    Metric::Connections,
+    Metric::MaxConnections,
+    Metric::CacheHitRatio,
+    Metric::TuplesReadPerS,
+    Metric::TuplesWrittenPerS,
+    Metric::TempFilesPerS,
+    Metric::TempBytesPerS,
+    Metric::DeadlocksPerS,
+    Metric::CheckpointsTimedPerS,
+    Metric::CheckpointsRequestedPerS,
+    Metric::WalBytesPerS,
+    Metric::ReplicationLagSeconds,
+    Metric::DatabaseSizeBytes,
+    Metric::StatementMeanMs,
+];
+
+/// Cache hit ratio below this is worth a look.
+pub const CACHE_HIT_TARGET: f64 = 0.9;
+
+/// Which lines a chart takes from the series.
+enum Lines {
+    /// One line per label of the metric (standbys, databases...), except the ones listed.
+    PerLabel(Metric, &'static [&'static str]),
+    /// Server-wide metrics, each a line with a short name.
+    Each(&'static [(Metric, &'static str)]),
+}
+
+struct Panel {
+    id: &'static str,
+    title: &'static str,
+    unit: &'static str,
+    lines: Lines,
+    note: Option<&'static str>,
+}
+
+const PANELS: [Panel; 13] = [
+    Panel {
+        id: "tps",
+        title: "Transactions per second",
+        unit: "tx/s",
+        lines: Lines::Each(&[(Metric::Tps, "tps")]),
+        note: None,
+    },
+    Panel {
+        id: "commits_rollbacks",
+        title: "Commits and rollbacks per second",
+        unit: "/s",
+        lines: Lines::Each(&[
+            (Metric::CommitsPerS, "commits"),
+            (Metric::RollbacksPerS, "rollbacks"),
+        ]),
+        note: None,
+    },
+    Panel {
+        id: "connections",
+        title: "Connections by state",
+        unit: "sessions",
+        lines: Lines::PerLabel(Metric::Connections, &["total"]),
+        note: Some("Dashed line: max_connections."),
+    },
+    Panel {
+        id: "cache_hit_ratio",
+        title: "Cache hit ratio",
+        unit: "%",
+        lines: Lines::Each(&[(Metric::CacheHitRatio, "hit ratio")]),
+        note: Some("Dashed line: the 90 % target; below it, reads often go to disk."),
+    },
+    Panel {
+        id: "tuples",
+        title: "Rows read and written per second",
+        unit: "rows/s",
+        lines: Lines::Each(&[
+            (Metric::TuplesReadPerS, "read"),
+            (Metric::TuplesWrittenPerS, "written"),
+        ]),
+        note: None,
+    },
+    Panel {
+        id: "temp_files",
+        title: "Temporary files per second",
+        unit: "files/s",
+        lines: Lines::Each(&[(Metric::TempFilesPerS, "files")]),
+        note: None,
+    },
+    Panel {
+        id: "temp_bytes",
+        title: "Temporary bytes per second",
+        unit: "B/s",
+        lines: Lines::Each(&[(Metric::TempBytesPerS, "bytes")]),
+        note: None,
+    },
+    Panel {
+        id: "deadlocks",
+        title: "Deadlocks per second",
+        unit: "/s",
+        lines: Lines::Each(&[(Metric::DeadlocksPerS, "deadlocks")]),
+        note: None,
+    },
+    Panel {
+        id: "checkpoints",
+        title: "Checkpoints per second, timed vs requested",
+        unit: "/s",
+        lines: Lines::Each(&[
+            (Metric::CheckpointsTimedPerS, "timed"),
+            (Metric::CheckpointsRequestedPerS, "requested"),
+        ]),
+        note: Some("Many requested checkpoints usually mean max_wal_size is too small."),
+    },
+    Panel {
+        id: "wal",
+        title: "WAL written per second",
+        unit: "B/s",
+        lines: Lines::Each(&[(Metric::WalBytesPerS, "WAL")]),
+        note: None,
+    },
+    Panel {
+        id: "replication_lag",
+        title: "Replication replay lag per standby",
+        unit: "s",
+        lines: Lines::PerLabel(Metric::ReplicationLagSeconds, &[]),
+        note: Some("No line when the server has no standby."),
+    },
+    Panel {
+        id: "database_size",
+        title: "Database size",
+        unit: "B",
+        lines: Lines::PerLabel(Metric::DatabaseSizeBytes, &[]),
+        note: None,
+    },
+    Panel {
+        id: "statement_mean",
+        title: "Statement mean time (mean per interval, not a percentile)",
+        unit: "ms",
+        lines: Lines::Each(&[(Metric::StatementMeanMs, "mean")]),
+        note: Some(
+            "Mean over each interval, not a percentile: a few slow calls among many fast ones barely move it. From pg_stat_statements.",
+        ),
+    },
+];
+
+fn chart_points(s: &Series) -> Vec<(DateTime<Utc>, f64)> {
+    let pct = s.metric == Metric::CacheHitRatio;
+    s.points
+        .iter()
+        .filter_map(|p| {
+            charts::utc_ms(p.t).map(|t| (t, if pct { p.value * 100.0 } else { p.value }))
+        })
+        .collect()
+}
+
+/// The dashboard's charts from series read with (at least) [`CHART_METRICS`].
+pub fn history_charts(h: &HistorySeries) -> HistoryCharts {
+    let x_range = charts::utc_ms(h.from).zip(charts::utc_ms(h.to));
+    let find = |m: Metric| h.series.iter().filter(move |s| s.metric == m);
+    let mut out = Vec::new();
+    for p in &PANELS {
+        let lines: Vec<charts::Line> = match &p.lines {
+            Lines::PerLabel(m, skip) => find(*m)
+                .filter(|s| !skip.contains(&s.label.as_str()))
+                .map(|s| charts::Line {
+                    label: s.label.clone(),
+                    points: chart_points(s),
+                })
+                .collect(),
+            Lines::Each(list) => list
+                .iter()
+                .filter_map(|(m, label)| {
+                    find(*m).next().map(|s| charts::Line {
+                        label: label.to_string(),
+                        points: chart_points(s),
+                    })
+                })
+                .collect(),
+        };
+        let mut marks = Vec::new();
+        let mut y_range = None;
+        match p.id {
+            "connections" => {
+                let max = find(Metric::MaxConnections)
+                    .flat_map(|s| s.points.iter().map(|p| p.max))
+                    .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
+                if let Some(max) = max {
+                    marks.push(("max_connections".to_string(), max));
+                }
+            }
+            "cache_hit_ratio" => {
+                marks.push(("target 90 %".to_string(), CACHE_HIT_TARGET * 100.0));
+                y_range = Some((0.0, 100.0));
+            }
+            _ => {}
+        }
+        let chart = charts::TimeChart {
+            title: p.title.to_string(),
+            unit: p.unit.to_string(),
+            lines,
+            y_range,
+            marks,
+            x_range,
+            empty_text: if p.id == "replication_lag" {
+                "no standby in this range".into()
+            } else {
+                "no data in this range".into()
+            },
+        };
+        let points: usize = chart.lines.iter().map(|l| l.points.len()).sum();
+        out.push(HistoryChart {
+            id: p.id.to_string(),
+            title: p.title.to_string(),
+            note: p.note.map(str::to_string),
+            points: points as u32,
+            svg: chart.svg(),
+        });
+    }
+    HistoryCharts {
+        project: h.project.clone(),
+        from: h.from,
+        to: h.to,
+        resolution: h.resolution,
+        points: out.iter().map(|c| c.points).sum(),
+        charts: out,
+    }
+}
+
 /// Read `metrics` over `range` from the store.
 pub async fn history_series(
     project: &str,
@@ -344,5 +599,63 @@ mod tests {
         for m in Metric::ALL {
             assert_eq!(Metric::parse(m.as_str()).unwrap(), m);
         }
+    }
+
+    fn series(metric: Metric, label: &str, values: &[f64]) -> Series {
+        let (title, unit) = metric.title_unit();
+        Series {
+            metric,
+            label: label.into(),
+            title: title.into(),
+            unit: unit.into(),
+            points: values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| SeriesPoint {
+                    t: 1_700_000_000_000 + i as i64 * MINUTE_MS,
+                    value: *v,
+                    min: *v,
+                    max: *v,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn charts_group_the_series_and_mark_limits() {
+        let h = HistorySeries {
+            project: "p".into(),
+            from: 1_700_000_000_000 - MINUTE_MS,
+            to: 1_700_000_000_000 + 15 * MINUTE_MS,
+            resolution: Resolution::Raw,
+            series: vec![
+                series(Metric::Tps, "", &[1.0, 2.0]),
+                series(Metric::Connections, "active", &[1.0, 2.0]),
+                series(Metric::Connections, "idle_in_transaction", &[0.0, 1.0]),
+                series(Metric::Connections, "total", &[3.0, 4.0]),
+                series(Metric::MaxConnections, "", &[100.0, 100.0]),
+                series(Metric::CacheHitRatio, "", &[0.5, 0.99]),
+            ],
+        };
+        let c = history_charts(&h);
+        assert_eq!(c.charts.len(), PANELS.len());
+        assert_eq!(c.points, 2 + 4 + 2);
+        let get = |id: &str| c.charts.iter().find(|x| x.id == id).unwrap();
+        let conn = get("connections");
+        assert_eq!(conn.points, 4, "total is not drawn as a state");
+        assert!(conn.svg.contains("max_connections"));
+        assert!(conn.svg.contains("idle_in_transaction"));
+        assert!(get("cache_hit_ratio").svg.contains("target 90 %"));
+        assert_eq!(get("deadlocks").points, 0);
+        assert!(get("statement_mean")
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("not a percentile"));
+        let empty = history_charts(&HistorySeries {
+            series: vec![],
+            ..h
+        });
+        assert_eq!(empty.points, 0);
     }
 }

@@ -23,14 +23,21 @@ struct App {
 
 impl App {
     fn launch() -> App {
+        App::launch_with(&[])
+    }
+
+    /// [`App::launch`] with more environment for the app.
+    fn launch_with(extra: &[(&str, String)]) -> App {
         let profile = tempfile::tempdir().unwrap();
         let p = |s: &str| profile.path().join(s).display().to_string();
-        let driver = Driver::start(&[
+        let mut envs = vec![
             ("PGSTEWARD_HOME", p("pgsteward")),
             ("PGSTEWARD_SANDBOX", "0".into()),
             ("XDG_CONFIG_HOME", p("config")),
             ("XDG_CACHE_HOME", p("cache")),
-        ]);
+        ];
+        envs.extend(extra.iter().cloned());
+        let driver = Driver::start(&envs);
         let session = Session::launch(&driver, &app_binary());
         App {
             session,
@@ -380,6 +387,102 @@ fn tuning_without_the_privilege_offers_the_script() {
     assert!(s.find_all("tune-applied").is_empty());
     assert_eq!(pg.sql("postgres", "SHOW work_mem"), before);
     s.keep_screenshot("tuning-permission");
+}
+
+/// The app samples an opened project into its history in the background: a slow statement run
+/// meanwhile is listed on the Queries tab over the last 15 minutes (with its chart, its slow-query
+/// events and an Explain hand-off), and the dashboard's 15 min range shows charts.
+#[test]
+fn history_lists_a_slow_statement_and_charts_the_last_15_minutes() {
+    let pg = Pg::start_with(
+        15,
+        pgsteward::cluster::ClusterOptions {
+            settings: vec!["shared_preload_libraries = 'pg_stat_statements'".into()],
+            ..Default::default()
+        },
+        |_| {},
+    );
+    pg.sql("postgres", "CREATE EXTENSION pg_stat_statements");
+    // Sample every second so the test does not wait for the default interval.
+    let app = App::launch_with(&[("PGSTEWARD_SAMPLE_INTERVAL_MS", "1000".into())]);
+    let s = &app.session;
+    app.add_project("hist", &pg.uri("postgres"));
+
+    // The statement, as pg_stat_statements keeps it, carries this alias.
+    let needle = "needle_e2e";
+    s.click(&s.wait("tab-queries", LONG));
+    s.click(&s.wait("queries-range-15m", LONG));
+    // Run the slow statement between samples until the list (re-read every 10 s) shows it:
+    // the sampler's first pass only takes a baseline.
+    let mut runs = 0;
+    let row = s.until(
+        "the slow statement in the top queries",
+        Duration::from_secs(120),
+        || {
+            let found = s
+                .find_all("query-row")
+                .into_iter()
+                .find(|r| s.text(r).contains(needle));
+            if found.is_none() && runs < 8 {
+                pg.sql("postgres", &format!("SELECT pg_sleep(1.2) AS {needle}"));
+                runs += 1;
+            }
+            found
+        },
+    );
+    let listed = s.text(&row);
+    assert!(listed.contains("pg_sleep"), "{listed}");
+
+    // Its chart, then Explain with the statement prefilled.
+    let open = s
+        .find_all_within(&row, "query-open")
+        .into_iter()
+        .next()
+        .expect("a button on the row");
+    s.click(&open);
+    s.until("the statement's chart", LONG, || {
+        s.find_all("query-calls-chart")
+            .first()
+            .and_then(|e| s.attr(e, "src"))
+            .filter(|src| src.starts_with("data:image/svg+xml"))
+    });
+    assert!(s.text(&s.wait("query-text", LONG)).contains(needle));
+    // Each sampling interval held one call of 1.2 s: a mean above the 1 s threshold.
+    s.until("a slow-query event for it", LONG, || {
+        s.find_all("slow-event")
+            .into_iter()
+            .find(|e| s.text(e).contains(needle))
+    });
+    s.keep_screenshot("queries");
+    s.click(&s.wait("query-explain", LONG));
+    s.wait("explain-sql", LONG);
+    let prefilled = s.script("return document.querySelector('[data-testid=explain-sql]').value;");
+    assert!(
+        prefilled.as_str().unwrap_or_default().contains(needle),
+        "{prefilled}"
+    );
+    s.wait("explain-placeholders", LONG);
+
+    // The dashboard over the last 15 minutes: charts drawn from the samples taken so far.
+    s.click(&s.wait("tab-dashboard", LONG));
+    s.click(&s.wait("dash-range-15m", LONG));
+    let charts = s.until("history charts", LONG, || {
+        let charts = s.find_all("hist-chart");
+        let tps_points = charts
+            .iter()
+            .find(|c| s.attr(c, "data-chart-id").as_deref() == Some("tps"))
+            .and_then(|c| s.attr(c, "data-points"))
+            .and_then(|p| p.parse::<u32>().ok())
+            .unwrap_or(0);
+        (tps_points > 0).then_some(charts.len())
+    });
+    assert!(charts >= 12, "{charts} charts");
+    assert!(s.find_all("hist-empty").is_empty());
+    let tps = s.wait("hist-chart-tps", LONG);
+    assert!(s
+        .attr(&tps, "src")
+        .is_some_and(|src| src.starts_with("data:image/svg+xml")));
+    s.keep_screenshot("dashboard-15m");
 }
 
 fn urlencode(s: &str) -> String {

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod backup;
 pub mod dashboard;
+pub mod history;
 pub mod monitor;
 pub mod project;
 pub mod tune;

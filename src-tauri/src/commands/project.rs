@@ -21,21 +21,27 @@ pub fn project_create(
     state.steward.create(&input)
 }
 
+/// A renamed project's sampler stops; the UI starts one under the new name when it opens it.
 #[tauri::command]
-pub fn project_update(
+pub async fn project_update(
     state: State<'_, AppState>,
     name: String,
     input: ProjectInput,
 ) -> CmdResult<ProjectSummary> {
+    if input.name != name {
+        state.stop_sampler(&name).await;
+    }
     state.steward.update(&name, &input)
 }
 
+/// Its history sampler stops first, so no sample is written while the project goes.
 #[tauri::command]
-pub fn project_remove(
+pub async fn project_remove(
     state: State<'_, AppState>,
     name: String,
     delete_backups: bool,
 ) -> CmdResult<()> {
+    state.stop_sampler(&name).await;
     state.steward.remove(&name, delete_backups)
 }
 

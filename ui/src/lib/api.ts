@@ -26,6 +26,14 @@ import type {
   TuneReport,
   VerifyReport,
   VerifyTier,
+  HistoryCharts,
+  HistoryRange,
+  PoolMetrics,
+  QueryCharts,
+  QueryEvent,
+  QuerySort,
+  SamplerState,
+  TopQueries,
 } from "./bindings";
 import { appError, toAppError } from "./errors";
 
@@ -161,6 +169,45 @@ export function tuneRollback(name: string): Promise<ApplyReport> {
 
 export function sandboxStart(): Promise<ProjectSummary> {
   return call<ProjectSummary>("sandbox_start");
+}
+
+/** Starts the project's background history sampler in the shell (once; later calls report it). */
+export function historySamplerStart(name: string): Promise<SamplerState> {
+  return call<SamplerState>("history_sampler_start", { name });
+}
+
+/** Tells the shell the window was hidden or shown, so its samplers slow down or speed up. */
+export function historyVisibility(hidden: boolean): Promise<null> {
+  return call<null>("history_visibility", { hidden });
+}
+
+export function historyCharts(name: string, range: HistoryRange): Promise<HistoryCharts> {
+  return call<HistoryCharts>("history_charts", { name, range });
+}
+
+export function historyTopQueries(
+  name: string,
+  range: HistoryRange,
+  sort: QuerySort,
+): Promise<TopQueries> {
+  return call<TopQueries>("history_top_queries", { name, range, sort });
+}
+
+export function historyQueryCharts(
+  name: string,
+  queryid: string,
+  range: HistoryRange,
+): Promise<QueryCharts> {
+  return call<QueryCharts>("history_query_charts", { name, queryid, range });
+}
+
+export function historySlowEvents(name: string, range: HistoryRange): Promise<QueryEvent[]> {
+  return call<QueryEvent[]>("history_slow_events", { name, range });
+}
+
+/** The app's own connection pool for the project (not the server's). */
+export function poolMetrics(name: string): Promise<PoolMetrics> {
+  return call<PoolMetrics>("pool_metrics", { name });
 }
 
 /**

@@ -5,7 +5,8 @@ import { banner } from "./banner.svelte";
 import { loadSelectedProject, saveSelectedProject } from "./storage";
 
 export type View = { kind: "project" } | { kind: "new" } | { kind: "edit"; name: string };
-export type ProjectTab = "dashboard" | "activity" | "explain" | "health" | "backups" | "tuning";
+export type ProjectTab =
+  "dashboard" | "activity" | "queries" | "explain" | "health" | "pool" | "backups" | "tuning";
 
 class AppState {
   info = $state<AppInfo | null>(null);
@@ -15,6 +16,8 @@ class AppState {
   tab = $state<ProjectTab>("dashboard");
   loading = $state(true);
   sandboxStarting = $state(false);
+  /** Statement to put in the Explain page's editor when it opens (from the Queries tab). */
+  explainPrefill = $state<string | null>(null);
 
   current = $derived(this.projects.find((p) => p.name === this.selected) ?? null);
 
@@ -84,6 +87,19 @@ class AppState {
     await this.refresh(this.selected === name ? null : this.selected);
     this.view = { kind: "project" };
     this.tab = "dashboard";
+  }
+
+  /** Opens the Explain tab with `sql` in its editor. */
+  explainStatement(sql: string): void {
+    this.explainPrefill = sql;
+    this.tab = "explain";
+  }
+
+  /** The prefilled statement, once: the Explain page takes it when it opens. */
+  takeExplainPrefill(): string | null {
+    const sql = this.explainPrefill;
+    this.explainPrefill = null;
+    return sql;
   }
 
   async startSandbox(): Promise<void> {

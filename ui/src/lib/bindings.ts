@@ -618,3 +618,36 @@ export type QueryPoint = { t: number, calls: number, calls_per_s: number, total_
  */
 mean_ms: number, rows: number, };
 export type QuerySeries = { queryid: string, query: string, resolution: Resolution, points: Array<QueryPoint>, };
+export type HistoryChart = { 
+/**
+ * Stable name for the UI: "tps", "connections", "cache_hit_ratio", ...
+ */
+id: string, title: string, 
+/**
+ * What the reader must know to read it right (e.g. a mean is not a percentile).
+ */
+note: string | null, 
+/**
+ * Points drawn over all its lines; 0 when the range holds no data for it.
+ */
+points: number, svg: string, };
+export type HistoryCharts = { project: string, from: number, to: number, resolution: Resolution, 
+/**
+ * Points over all charts; 0 when there is no history for the range yet.
+ */
+points: number, charts: Array<HistoryChart>, };
+export type QueryCharts = { series: QuerySeries, 
+/**
+ * Calls per second over the range.
+ */
+calls_svg: string, 
+/**
+ * Mean time per call over each bucket (not a percentile).
+ */
+mean_svg: string, };
+export type CircuitState = "closed" | "open" | "half_open";
+export type PoolMetrics = { size: number, max_overflow: number, in_use: number, idle: number, waiters: number, acquisitions: number, served_from_idle: number, connections_opened: number, connections_closed: number, timeouts: number, connect_failures: number, 
+/**
+ * Total time callers spent waiting for a connection, in milliseconds.
+ */
+wait_ms_total: number, wait_ms_max: number, circuit: CircuitState, circuit_opened_times: number, };
