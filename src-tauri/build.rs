@@ -34,6 +34,9 @@ fn main() {
             "history_query_charts",
             "history_slow_events",
             "pool_metrics",
+            "alerts_report",
+            "alerts_configure",
+            "availability_report",
         ]),
     ))
     .expect("tauri build script");

@@ -3,6 +3,7 @@
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod alerts;
 mod commands;
 mod settings;
 mod state;
@@ -20,9 +21,11 @@ fn main() {
 
     tauri::Builder::default()
         .plugin(tauri_plugin_store::Builder::default().build())
+        .plugin(tauri_plugin_notification::init())
         .setup(|app| {
             let steward = pgsteward::Steward::open_default()?;
             let state = state::AppState::new(steward);
+            state.set_on_sample(alerts::notifier(app.handle().clone()));
             state.resume_sandbox();
             app.manage(state);
             Ok(())
@@ -59,6 +62,9 @@ fn main() {
             commands::history::history_query_charts,
             commands::history::history_slow_events,
             commands::history::pool_metrics,
+            commands::history::alerts_report,
+            commands::history::alerts_configure,
+            commands::history::availability_report,
         ])
         .run(tauri::generate_context!())
         .expect("error while running pgsteward");

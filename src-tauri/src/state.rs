@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pgsteward::monitor::sampler::OnSample;
 use pgsteward::monitor::{SamplerHandle, SamplerState};
 use pgsteward::{sandbox, Steward};
 
@@ -15,6 +16,8 @@ pub struct AppState {
     pub steward: Arc<Steward>,
     activity: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
     samplers: Mutex<Samplers>,
+    /// Called after each background sample (tells the user about alerts).
+    on_sample: Mutex<Option<OnSample>>,
 }
 
 /// At most one background sampler per project, all at the interval of the window's state.
@@ -30,7 +33,18 @@ impl AppState {
             steward,
             activity: Mutex::new(None),
             samplers: Mutex::new(Samplers::default()),
+            on_sample: Mutex::new(None),
         }
+    }
+
+    /// What every sampler started from now on calls after each pass.
+    pub fn set_on_sample(&self, f: OnSample) {
+        *self.on_sample.lock().unwrap() = Some(f);
+    }
+
+    fn start(&self, name: &str, every: Duration) -> pgsteward::Result<SamplerHandle> {
+        let cb = self.on_sample.lock().unwrap().clone();
+        self.steward.start_sampler_with(name, every, cb)
     }
 
     /// Time between samples: the core's default while the window is seen, its slower one
@@ -58,7 +72,7 @@ impl AppState {
             }
         }
         let every = self.sample_interval(s.hidden);
-        let handle = self.steward.start_sampler(name, every)?;
+        let handle = self.start(name, every)?;
         let state = handle.state();
         // Replacing a finished handle drops it; dropping stops nothing that still runs.
         s.running.insert(name.to_string(), (every, handle));
@@ -81,7 +95,7 @@ impl AppState {
             // takes its first sample at once, which is harmless (rates are per second).
             s.running.remove(&name);
             if self.steward.store().get(&name).is_ok() {
-                let handle = self.steward.start_sampler(&name, every)?;
+                let handle = self.start(&name, every)?;
                 s.running.insert(name, (every, handle));
             }
         }

@@ -483,6 +483,18 @@ fn history_lists_a_slow_statement_and_charts_the_last_15_minutes() {
         .attr(&tps, "src")
         .is_some_and(|src| src.starts_with("data:image/svg+xml")));
     s.keep_screenshot("dashboard-15m");
+
+    // Every sample began with an availability probe: the Alerts page shows 100 % over 24 h.
+    s.click(&s.wait("tab-alerts", LONG));
+    let day = s.until("availability over 24 h", LONG, || {
+        s.find_all("availability-24h")
+            .first()
+            .map(|e| s.text(e))
+            .filter(|t| t.contains('%'))
+    });
+    assert!(day.contains("100.0 %"), "{day}");
+    assert_eq!(s.find_all("alert-rule").len(), 6);
+    s.wait("alerts-none", LONG);
 }
 
 fn urlencode(s: &str) -> String {

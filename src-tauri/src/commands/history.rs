@@ -67,3 +67,35 @@ pub async fn history_slow_events(
 pub fn pool_metrics(state: State<'_, AppState>, name: String) -> CmdResult<PoolMetrics> {
     state.steward.pool_metrics(&name)
 }
+
+/// Alert rules, firing alerts and the last 7 days of alerts.
+#[tauri::command]
+pub async fn alerts_report(
+    state: State<'_, AppState>,
+    name: String,
+) -> CmdResult<pgsteward::monitor::alerts::AlertsReport> {
+    state.steward.alerts(&name).await
+}
+
+/// Change one alert rule: threshold and/or on/off.
+#[tauri::command]
+pub async fn alerts_configure(
+    state: State<'_, AppState>,
+    name: String,
+    rule: pgsteward::monitor::alerts::AlertRule,
+    threshold: Option<f64>,
+    enabled: Option<bool>,
+) -> CmdResult<pgsteward::monitor::alerts::AlertConfig> {
+    state
+        .steward
+        .alerts_configure(&name, rule, threshold, enabled)
+}
+
+/// Availability over 24 h, 7 d and 30 d from the background probes.
+#[tauri::command]
+pub async fn availability_report(
+    state: State<'_, AppState>,
+    name: String,
+) -> CmdResult<pgsteward::monitor::availability::AvailabilityReport> {
+    state.steward.availability(&name).await
+}

@@ -3,6 +3,10 @@
 import { invoke, isTauri } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import type {
+  AlertConfig,
+  AlertRule,
+  AlertsReport,
+  AvailabilityReport,
   ActivityFilter,
   ActivityReport,
   AppInfo,
@@ -208,6 +212,24 @@ export function historySlowEvents(name: string, range: HistoryRange): Promise<Qu
 /** The app's own connection pool for the project (not the server's). */
 export function poolMetrics(name: string): Promise<PoolMetrics> {
   return call<PoolMetrics>("pool_metrics", { name });
+}
+
+export function alertsReport(name: string): Promise<AlertsReport> {
+  return call<AlertsReport>("alerts_report", { name });
+}
+
+/** Changes one rule; `null` leaves that part as it is. */
+export function alertsConfigure(
+  name: string,
+  rule: AlertRule,
+  threshold: number | null,
+  enabled: boolean | null,
+): Promise<AlertConfig> {
+  return call<AlertConfig>("alerts_configure", { name, rule, threshold, enabled });
+}
+
+export function availabilityReport(name: string): Promise<AvailabilityReport> {
+  return call<AvailabilityReport>("availability_report", { name });
 }
 
 /**

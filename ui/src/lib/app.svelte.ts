@@ -6,7 +6,15 @@ import { loadSelectedProject, saveSelectedProject } from "./storage";
 
 export type View = { kind: "project" } | { kind: "new" } | { kind: "edit"; name: string };
 export type ProjectTab =
-  "dashboard" | "activity" | "queries" | "explain" | "health" | "pool" | "backups" | "tuning";
+  | "dashboard"
+  | "activity"
+  | "queries"
+  | "explain"
+  | "health"
+  | "alerts"
+  | "pool"
+  | "backups"
+  | "tuning";
 
 class AppState {
   info = $state<AppInfo | null>(null);
