@@ -582,5 +582,10 @@ async fn copy_to_second_bucket_verifies_and_lists_the_same(major: u32) {
     assert_eq!(listed, ids);
     restore_new(&home, &ids[1], "from_copy").await;
     assert_eq!(table_checksums(&pg, "from_copy"), before);
+
+    // Removing the project with its backups empties its folder in the bucket it uses.
+    home.st.remove("app", true).unwrap();
+    assert!(files_under(&s3.bucket_dir(COPY_BUCKET).join("pgsteward/test/app")).is_empty());
+    assert!(!files_under(&s3.bucket_dir(BUCKET).join("pgsteward/test/app")).is_empty());
 }
 on_each_version!(copy_to_second_bucket_verifies_and_lists_the_same);
