@@ -83,6 +83,12 @@ if ! command -v tauri-driver >/dev/null && [ ! -x "$HOME/.cargo/bin/tauri-driver
   cargo install tauri-driver --locked --quiet
 fi
 
+# A local S3-compatible server (checks request signatures) for the S3 storage tests.
+if ! command -v s3s-fs >/dev/null && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+  echo "==> installing s3s-fs"
+  cargo install s3s-fs@0.14.1 --features binary --locked --quiet
+fi
+
 # Front-end dependencies.
 if [ ! -d "$ROOT/ui/node_modules" ] || [ "$ROOT/ui/package-lock.json" -nt "$ROOT/ui/node_modules/.package-lock.json" ]; then
   echo "==> installing UI packages"

@@ -7,7 +7,8 @@ use ts_rs::{Config, TS};
 
 use crate::backup::facts::TableFact;
 use crate::backup::{
-    BackupSummary, PruneDecision, RestoreReport, RestoreTarget, VerifyReport, VerifyTier,
+    BackupSummary, PruneDecision, RestoreReport, RestoreTarget, S3Settings, StorageSettings,
+    VerifyReport, VerifyTier,
 };
 use crate::conn::breaker::CircuitState;
 use crate::conn::spec::{ConnectionInput, SslMode};
@@ -32,7 +33,8 @@ use crate::monitor::{
 };
 use crate::project::{ProjectInput, ProjectSummary};
 use crate::steward::{
-    AmcheckReport, ConnectionTest, KeyRotation, KitImport, PruneReport, RecoveryReport,
+    AmcheckReport, ConnectionTest, CopyReport, KeyRotation, KitImport, PruneReport, RecoveryReport,
+    StorageInfo,
 };
 use crate::tune::{
     AppliedSetting, ApplyReport, Confidence, DbSize, Group, HardwareProfile, MemoryBudget,
@@ -106,6 +108,10 @@ pub fn typescript() -> String {
         RecoveryReport::decl(&cfg),
         KeyRotation::decl(&cfg),
         KitImport::decl(&cfg),
+        S3Settings::decl(&cfg),
+        StorageSettings::decl(&cfg),
+        StorageInfo::decl(&cfg),
+        CopyReport::decl(&cfg),
         AppInfo::decl(&cfg),
         Workload::decl(&cfg),
         StorageKind::decl(&cfg),

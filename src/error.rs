@@ -53,6 +53,9 @@ pub enum ErrorCode {
     Busy,
     /// Reading or writing local files failed.
     Io,
+    /// The backup storage (an S3 service) refused or failed a request, or an object that must
+    /// not be replaced already exists there.
+    StorageFailed,
     /// Anything else; the message says what.
     Internal,
 }
@@ -80,6 +83,7 @@ impl ErrorCode {
             ErrorCode::ConfirmationRequired => "confirmation_required",
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::Io => "io",
+            ErrorCode::StorageFailed => "storage_failed",
             ErrorCode::Busy => "busy",
             ErrorCode::Internal => "internal",
         }
@@ -134,6 +138,22 @@ impl Error {
 
     pub fn io(context: &str, err: std::io::Error) -> Self {
         Error::new(ErrorCode::Io, format!("{context}: {err}"))
+    }
+
+    /// The error a storage layer carried through an `io::Error`, if there is one.
+    pub fn inside_io(err: &std::io::Error) -> Option<Error> {
+        err.get_ref()
+            .and_then(|e| e.downcast_ref::<Error>())
+            .cloned()
+    }
+
+    /// Like [`Error::io`], but keeps the code of an error that a storage layer carried through
+    /// the `io::Error` (an S3 failure stays `storage_failed`).
+    pub fn from_io(context: &str, err: std::io::Error) -> Self {
+        match Error::inside_io(&err) {
+            Some(inner) => inner.with_context(context),
+            None => Error::io(context, err),
+        }
     }
 
     /// Translate a driver error, keeping the SQLSTATE and choosing the code a user would expect.

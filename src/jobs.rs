@@ -14,6 +14,8 @@ pub enum JobKind {
     Backup,
     Restore,
     Verify,
+    /// Copying backups to the project's copy target.
+    Copy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]

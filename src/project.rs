@@ -14,6 +14,7 @@ use fs2::FileExt;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use crate::backup::{S3Settings, StorageSettings};
 use crate::conn::spec::{ConnSpec, ConnectionInput, SslMode};
 use crate::error::{Error, ErrorCode, Result};
 
@@ -39,6 +40,12 @@ pub struct Project {
     /// True for the sandbox cluster pgsteward runs itself.
     #[serde(default)]
     pub sandbox: bool,
+    /// Where backups are written (local folder unless set).
+    #[serde(default)]
+    pub storage: StorageSettings,
+    /// A second storage that `backup copy` copies backups to.
+    #[serde(default)]
+    pub copy_target: Option<S3Settings>,
 }
 
 /// What the UI and CLI show of a project. Holds no secret, only whether one is stored.
@@ -328,6 +335,8 @@ mod tests {
             created_at: Utc::now(),
             pg_bin_dir: None,
             sandbox: false,
+            storage: StorageSettings::default(),
+            copy_target: None,
         };
         store.insert(p.clone()).unwrap();
         assert_eq!(
@@ -344,5 +353,19 @@ mod tests {
         assert_eq!(other.get("b").unwrap().name, "b");
         store.remove("b").unwrap();
         assert!(other.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn projects_saved_before_storage_settings_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("projects.json"),
+            r#"{"version":1,"projects":[{"name":"old","conn":{},"created_at":"2025-01-01T00:00:00Z"}]}"#,
+        )
+        .unwrap();
+        let store = ProjectStore::open(dir.path()).unwrap();
+        let p = store.get("old").unwrap();
+        assert_eq!(p.storage, StorageSettings::Local);
+        assert!(p.copy_target.is_none());
     }
 }

@@ -1,5 +1,5 @@
-//! Secrets in the OS keyring (Secret Service on Linux): database passwords and each project's
-//! backup key-encryption key. Nothing here ever writes a secret to a file or a log.
+//! Secrets in the OS keyring (Secret Service on Linux): database passwords, each project's
+//! backup key-encryption key, and the secret access keys of its S3 backup storage. Nothing here ever writes a secret to a file or a log.
 
 use base64::Engine;
 use zeroize::Zeroizing;
@@ -19,6 +19,10 @@ pub enum SecretKind {
     BackupKey,
     /// The key a rotation is moving to, until the rotation completes.
     BackupKeyNext,
+    /// The secret access key of the S3 storage of the project's backups.
+    S3SecretKey,
+    /// The secret access key of the S3 storage that backups are copied to.
+    CopyS3SecretKey,
 }
 
 impl SecretKind {
@@ -27,6 +31,8 @@ impl SecretKind {
             SecretKind::Password => "password",
             SecretKind::BackupKey => "backup-key",
             SecretKind::BackupKeyNext => "backup-key-next",
+            SecretKind::S3SecretKey => "s3-secret-key",
+            SecretKind::CopyS3SecretKey => "copy-s3-secret-key",
         }
     }
 }

@@ -15,7 +15,7 @@ use ts_rs::TS;
 use zeroize::Zeroizing;
 
 use crate::backup::logical::{self, BackupPlan, ToolInvocation};
-use crate::backup::{repo, BackupSummary, LocalStorage, RestoreReport, RestoreTarget, Storage};
+use crate::backup::{repo, BackupSummary, RestoreReport, RestoreTarget, Storage};
 use crate::conn::session::{self, connect_options, libpq_conninfo, pick_password};
 use crate::conn::spec::{ConnSpec, ProcessEnv, Resolved};
 use crate::conn::{Pool, PoolConfig, PoolMetrics, SessionLimits};
@@ -37,8 +37,10 @@ use crate::tune::{self, ApplyReport, HardwareProfile, ProfileInput, SettingChang
 
 mod monitoring;
 mod recovery;
+mod storage;
 mod upkeep;
 pub use recovery::{AmcheckReport, RecoveryReport};
+pub use storage::{CopyReport, StorageInfo};
 pub use upkeep::{KeyRotation, KitImport, PruneReport};
 
 /// Result of testing a connection.
@@ -73,6 +75,8 @@ pub struct Steward {
     probes: Mutex<HashMap<String, (bool, Option<f64>)>>,
     pool_config: PoolConfig,
     limits: SessionLimits,
+    /// Part size of S3 multipart uploads.
+    s3_part_size: usize,
 }
 
 impl Steward {
@@ -91,6 +95,7 @@ impl Steward {
             probes: Mutex::new(HashMap::new()),
             pool_config: PoolConfig::from_env(),
             limits: SessionLimits::from_env(),
+            s3_part_size: crate::backup::s3::DEFAULT_PART_SIZE,
         }))
     }
 
@@ -108,6 +113,13 @@ impl Steward {
     pub fn with_history_options(self: Arc<Self>, opts: HistoryOptions) -> Arc<Self> {
         let mut s = Arc::try_unwrap(self).unwrap_or_else(|_| panic!("configure before sharing"));
         s.history_opts = opts;
+        Arc::new(s)
+    }
+
+    /// Part size of S3 multipart uploads (at least 5 MiB; S3's minimum).
+    pub fn with_s3_part_size(self: Arc<Self>, bytes: usize) -> Arc<Self> {
+        let mut s = Arc::try_unwrap(self).unwrap_or_else(|_| panic!("configure before sharing"));
+        s.s3_part_size = bytes.max(crate::backup::s3::MIN_PART_SIZE);
         Arc::new(s)
     }
 
@@ -174,6 +186,8 @@ impl Steward {
             created_at: chrono::Utc::now(),
             pg_bin_dir: None,
             sandbox,
+            storage: Default::default(),
+            copy_target: None,
         };
         if let Err(e) = self.store.insert(project.clone()) {
             if password.is_some() {
@@ -206,13 +220,21 @@ impl Steward {
             created_at: old.created_at,
             pg_bin_dir: old.pg_bin_dir.clone(),
             sandbox: old.sandbox,
+            storage: old.storage.clone(),
+            copy_target: old.copy_target.clone(),
         };
         self.store.replace(name, project.clone())?;
         if renamed {
-            if let Some(pw) = self.secrets.get(name, SecretKind::Password)? {
-                self.secrets.set(&input.name, SecretKind::Password, &pw)?;
+            for kind in [
+                SecretKind::Password,
+                SecretKind::S3SecretKey,
+                SecretKind::CopyS3SecretKey,
+            ] {
+                if let Some(v) = self.secrets.get(name, kind)? {
+                    self.secrets.set(&input.name, kind, &v)?;
+                }
+                self.secrets.delete(name, kind)?;
             }
-            self.secrets.delete(name, SecretKind::Password)?;
         }
         if let Some(pw) = &new_password {
             self.secrets.set(&input.name, SecretKind::Password, pw)?;
@@ -241,6 +263,7 @@ impl Steward {
         let dir = self.store.project_dir(name)?;
         self.secrets.delete(name, SecretKind::Password)?;
         if delete_backups {
+            self.delete_remote_backups(name)?;
             self.secrets.delete(name, SecretKind::BackupKey)?;
             self.secrets.delete(name, SecretKind::BackupKeyNext)?;
             if dir.exists() {
@@ -248,6 +271,9 @@ impl Steward {
                     .map_err(|e| Error::io("deleting the project's backups", e))?;
             }
         }
+        // The project's S3 settings go with it, and so do their secrets.
+        self.secrets.delete(name, SecretKind::S3SecretKey)?;
+        self.secrets.delete(name, SecretKind::CopyS3SecretKey)?;
         self.store.remove(name)?;
         self.forget(name);
         // The history goes with the project (a new project of the same name starts afresh).
@@ -683,12 +709,6 @@ impl Steward {
                 async move { st.compact_history(&n).await.map(|_| ()) }
             },
             on_sample,
-        ))
-    }
-
-    fn storage(&self, name: &str) -> Result<LocalStorage> {
-        Ok(LocalStorage::new(
-            self.store.project_dir(name)?.join("backups"),
         ))
     }
 

@@ -188,7 +188,7 @@ fn create_inner(
         total += n as u64;
         encoder
             .write_all(&buf[..n])
-            .map_err(|e| Error::io("writing the backup", e))?;
+            .map_err(|e| Error::from_io("writing the backup", e))?;
         rep.bytes(total);
     })();
     if pump.is_err() {
@@ -204,11 +204,11 @@ fn create_inner(
     }
     let sealed = encoder
         .finish()
-        .map_err(|e| Error::io("finishing zstd", e))?;
-    let (_sink, stored_bytes, stored_digest) = sealed
+        .map_err(|e| Error::from_io("finishing zstd", e))?;
+    let (sink, stored_bytes, stored_digest) = sealed
         .finish()
-        .map_err(|e| Error::io("writing the backup", e))?;
-    drop(_sink);
+        .map_err(|e| Error::from_io("writing the backup", e))?;
+    sink.commit()?;
     rep.bytes(total);
 
     let finished = chrono::Utc::now();
@@ -224,8 +224,8 @@ fn create_inner(
         stored_sha256: hex::encode(stored_digest),
         segment_size: SEGMENT as u32,
     });
-    // The commit: only now does the backup exist.
-    plan.storage.put_atomic(
+    // The commit: only now does the backup exist. Create-only: a manifest is never replaced.
+    plan.storage.put_new(
         &format!("{backup_id}/{MANIFEST}"),
         &manifest.encode(plan.kek),
     )?;
@@ -240,7 +240,10 @@ fn corrupt(backup_id: &str, why: impl std::fmt::Display) -> Error {
 }
 
 fn map_read_err(backup_id: &str, e: io::Error) -> Error {
-    if crypto::is_auth_error(&e) {
+    if let Some(inner) = Error::inside_io(&e) {
+        // The storage failed (network, credentials): not a damaged backup.
+        inner.with_context("reading the backup")
+    } else if crypto::is_auth_error(&e) {
         corrupt(
             backup_id,
             e.to_string().trim_start_matches("backup_corrupt: "),
@@ -248,7 +251,7 @@ fn map_read_err(backup_id: &str, e: io::Error) -> Error {
     } else if e.kind() == io::ErrorKind::InvalidData || e.kind() == io::ErrorKind::Other {
         corrupt(backup_id, e)
     } else {
-        Error::io("reading the backup", e)
+        Error::from_io("reading the backup", e)
     }
 }
 

@@ -1,22 +1,27 @@
 //! Backups: repository format, crypto, logical source and restore.
 //!
 //! Stages are kept apart (source → codec → crypto → storage) so the backup platform can add
-//! S3, physical backups and WAL archiving without reshaping the path.
+//! storage services, physical backups and WAL archiving without reshaping the path.
 
 pub mod checks;
+pub mod copy;
 pub mod crypto;
 pub mod facts;
 pub mod kit;
 pub mod logical;
 pub mod repo;
 pub mod retention;
+pub mod s3;
+pub mod storage;
 pub mod verify;
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-pub use repo::{BackupSummary, LocalStorage, Manifest, Storage};
+pub use repo::{BackupSummary, LocalStorage, Manifest, ObjectWriter, Storage};
 pub use retention::{PruneDecision, RetentionPolicy};
+pub use s3::{S3Settings, S3Storage};
+pub use storage::StorageSettings;
 pub use verify::{VerifyReport, VerifyTier};
 
 /// Where a restore goes.

@@ -1,8 +1,9 @@
 //! The backup repository of one project: storage, manifests, listing.
 //!
 //! Layout under the project's storage prefix: `<backup-id>/dump.zst.sealed` (the object) and
-//! `<backup-id>/manifest.json` (written last, atomically: the commit). A backup whose manifest
-//! is missing was interrupted and is never listed as restorable.
+//! `<backup-id>/manifest.json` (written last, atomically and create-only: the commit). A backup
+//! whose manifest is missing was interrupted and is never listed as restorable. Storage is a
+//! local folder ([`LocalStorage`]) or an S3 bucket ([`super::s3::S3Storage`]).
 
 use std::fs;
 use std::io::{Read, Write};
@@ -19,12 +20,24 @@ pub const MANIFEST: &str = "manifest.json";
 pub const KEYCHECK: &str = "keycheck.json";
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Where a repository keeps its objects. Local folders now; object stores (S3) plug in here.
+/// An object being written. Nothing is visible under its key before [`ObjectWriter::commit`];
+/// a writer dropped without it leaves no object (or, on a local folder, one that no manifest
+/// names).
+pub trait ObjectWriter: Write + Send {
+    /// Finish the object: flush, make it durable and visible.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// Where a repository keeps its objects: a local folder or an S3 bucket.
 pub trait Storage: Send + Sync {
-    fn create(&self, key: &str) -> Result<Box<dyn Write + Send>>;
+    /// Start writing a (possibly large) object; it is streamed, never held whole in memory.
+    fn create(&self, key: &str) -> Result<Box<dyn ObjectWriter>>;
     fn open(&self, key: &str) -> Result<Box<dyn Read + Send>>;
-    /// Write a small object so that readers see all of it or none of it.
+    /// Write a small object so that readers see all of it or none of it (replacing it).
     fn put_atomic(&self, key: &str, bytes: &[u8]) -> Result<()>;
+    /// Write a small object atomically only if it does not exist yet; an existing one is left
+    /// alone and the call fails with `storage_failed`. Manifests are committed this way.
+    fn put_new(&self, key: &str, bytes: &[u8]) -> Result<()>;
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Top-level names (backup ids).
     fn list(&self) -> Result<Vec<String>>;
@@ -35,6 +48,62 @@ pub trait Storage: Send + Sync {
     fn read_at(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
     /// Human description of where things are.
     fn describe(&self) -> String;
+}
+
+impl<T: Storage + ?Sized> Storage for Box<T> {
+    fn create(&self, key: &str) -> Result<Box<dyn ObjectWriter>> {
+        (**self).create(key)
+    }
+    fn open(&self, key: &str) -> Result<Box<dyn Read + Send>> {
+        (**self).open(key)
+    }
+    fn put_atomic(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        (**self).put_atomic(key, bytes)
+    }
+    fn put_new(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        (**self).put_new(key, bytes)
+    }
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        (**self).get(key)
+    }
+    fn list(&self) -> Result<Vec<String>> {
+        (**self).list()
+    }
+    fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        (**self).delete_prefix(prefix)
+    }
+    fn size(&self, key: &str) -> Result<Option<u64>> {
+        (**self).size(key)
+    }
+    fn read_at(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        (**self).read_at(key, offset, len)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+/// A file being written on local storage.
+struct LocalWriter(std::io::BufWriter<fs::File>);
+
+impl Write for LocalWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl ObjectWriter for LocalWriter {
+    fn commit(self: Box<Self>) -> Result<()> {
+        let f = self
+            .0
+            .into_inner()
+            .map_err(|e| Error::io("writing a backup object", e.into_error()))?;
+        f.sync_all()
+            .map_err(|e| Error::io("writing a backup object", e))
+    }
 }
 
 /// A folder on the local filesystem.
@@ -64,13 +133,16 @@ impl LocalStorage {
 }
 
 impl Storage for LocalStorage {
-    fn create(&self, key: &str) -> Result<Box<dyn Write + Send>> {
+    fn create(&self, key: &str) -> Result<Box<dyn ObjectWriter>> {
         let p = self.path(key)?;
         if let Some(parent) = p.parent() {
             fs::create_dir_all(parent).map_err(|e| Error::io("creating the backup folder", e))?;
         }
         let f = fs::File::create(&p).map_err(|e| Error::io("creating a backup object", e))?;
-        Ok(Box::new(std::io::BufWriter::with_capacity(1 << 20, f)))
+        Ok(Box::new(LocalWriter(std::io::BufWriter::with_capacity(
+            1 << 20,
+            f,
+        ))))
     }
 
     fn open(&self, key: &str) -> Result<Box<dyn Read + Send>> {
@@ -101,6 +173,34 @@ impl Storage for LocalStorage {
                 .map_err(|e| Error::io("writing the manifest", e))?;
         }
         fs::rename(&tmp, &p).map_err(|e| Error::io("committing the manifest", e))
+    }
+
+    fn put_new(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let p = self.path(key)?;
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io("creating the backup folder", e))?;
+        }
+        let tmp = p.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
+        {
+            let mut f = fs::File::create(&tmp).map_err(|e| Error::io("writing the manifest", e))?;
+            f.write_all(bytes)
+                .and_then(|_| f.sync_all())
+                .map_err(|e| Error::io("writing the manifest", e))?;
+        }
+        // A hard link never replaces an existing file: the create-only commit.
+        let linked = fs::hard_link(&tmp, &p);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::new(
+                ErrorCode::StorageFailed,
+                format!(
+                    "{key} already exists in {}; it is never overwritten.",
+                    self.describe()
+                ),
+            )),
+            Err(e) => Err(Error::io("committing the manifest", e)),
+        }
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -385,25 +485,34 @@ fn keycheck_body(repository: &str, kek_id: &str) -> String {
     format!("pgsteward key check v1\0{repository}\0{kek_id}")
 }
 
-/// Write the key-check record for `kek` (first backup, or the end of a rotation).
-pub fn write_keycheck(storage: &dyn Storage, repository: &str, kek: &[u8; 32]) -> Result<()> {
+fn keycheck_record(repository: &str, kek: &[u8; 32]) -> Vec<u8> {
     let kek_id = crypto::key_id(kek);
     let rec = KeyCheck {
         repository: repository.to_string(),
         mac: crypto::manifest_mac(kek, keycheck_body(repository, &kek_id).as_bytes()),
         kek_id,
     };
-    storage.put_atomic(
-        KEYCHECK,
-        &serde_json::to_vec_pretty(&rec).expect("serializable"),
-    )
+    serde_json::to_vec_pretty(&rec).expect("serializable")
+}
+
+/// Replace the key-check record with one for `kek` (the end of a rotation).
+pub fn write_keycheck(storage: &dyn Storage, repository: &str, kek: &[u8; 32]) -> Result<()> {
+    storage.put_atomic(KEYCHECK, &keycheck_record(repository, kek))
 }
 
 /// Check that `kek` opens the repository's key-check record; write the record when the
 /// repository has none yet. `wrong_key` otherwise, naming both key ids.
 pub fn ensure_keycheck(storage: &dyn Storage, repository: &str, kek: &[u8; 32]) -> Result<()> {
     let Some(bytes) = storage.get(KEYCHECK)? else {
-        return write_keycheck(storage, repository, kek);
+        let rec = keycheck_record(repository, kek);
+        return match storage.put_new(KEYCHECK, &rec) {
+            // Another writer made it first: check that one instead.
+            Err(e) if storage.get(KEYCHECK)?.is_some() => {
+                tracing::debug!(error = %e, "key-check record appeared meanwhile");
+                ensure_keycheck(storage, repository, kek)
+            }
+            other => other,
+        };
     };
     let rec: KeyCheck = serde_json::from_slice(&bytes).map_err(|_| {
         Error::new(
@@ -431,4 +540,33 @@ pub fn ensure_keycheck(storage: &dyn Storage, repository: &str, kek: &[u8; 32]) 
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_put_new_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        s.put_new("b1/manifest.json", b"one").unwrap();
+        let err = s.put_new("b1/manifest.json", b"two").unwrap_err();
+        assert_eq!(err.code, ErrorCode::StorageFailed);
+        assert_eq!(s.get("b1/manifest.json").unwrap().unwrap(), b"one");
+        // No temporary files are left next to it.
+        assert_eq!(fs::read_dir(dir.path().join("b1")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn local_objects_appear_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        let mut w = s.create("b1/obj").unwrap();
+        w.write_all(b"hello").unwrap();
+        w.commit().unwrap();
+        assert_eq!(s.size("b1/obj").unwrap(), Some(5));
+        assert_eq!(s.read_at("b1/obj", 1, 3).unwrap(), b"ell");
+        assert_eq!(s.list().unwrap(), vec!["b1".to_string()]);
+    }
 }

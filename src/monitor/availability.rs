@@ -46,13 +46,24 @@ impl Probe {
 /// Reach the server through the pool within `timeout`.
 pub async fn probe(pool: &Pool, timeout: Duration) -> Probe {
     let started = Instant::now();
-    let attempt = async {
+    let once = || async {
         let mut conn = pool.acquire().await?;
         sqlx::query(sql!("SELECT 1"))
             .execute(&mut *conn)
             .await
             .inspect_err(|_| conn.discard())?;
         Ok::<(), Error>(())
+    };
+    // Idle pooled sessions can be dead after a server restart: drop them and try once more,
+    // which tells a restarted server from one that is down.
+    let attempt = async {
+        match once().await {
+            Err(e) if super::collect::session_gone(&e) => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), pool.close_idle()).await;
+                once().await
+            }
+            r => r,
+        }
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(())) => Probe {

@@ -294,7 +294,7 @@ async fn first_contact(pool: &Pool) -> Result<(crate::conn::PooledConn, sqlx::po
 }
 
 /// The session ended under us (server restart, admin shutdown, network): worth one retry.
-fn session_gone(e: &Error) -> bool {
+pub(crate) fn session_gone(e: &Error) -> bool {
     e.code == ErrorCode::ConnectFailed
         || e.sqlstate.as_deref().is_some_and(|s| s.starts_with("57P"))
 }

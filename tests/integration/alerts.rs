@@ -4,7 +4,10 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+use pgsteward::conn::breaker::BreakerConfig;
+use pgsteward::conn::PoolConfig;
 use pgsteward::monitor::alerts::AlertRule;
+use pgsteward::Steward;
 
 use crate::harness::{cli, cli_json, Home, Pg};
 use crate::on_each_version;
@@ -13,7 +16,17 @@ async fn server_down_alert_fires_once_and_clears(major: u32) {
     let pg = Pg::start(major);
     let home = Home::new();
     home.add_uri("p", &pg.uri("postgres"));
-    let st = &home.st;
+    // While the server is down the circuit breaker opens and probes fail fast (still "down");
+    // a short recovery time lets the test see the way back without waiting a minute.
+    let cfg = PoolConfig {
+        backoff_base: Duration::from_millis(10),
+        breaker: BreakerConfig {
+            failure_threshold: 5,
+            recovery_timeout: Duration::from_millis(500),
+        },
+        ..PoolConfig::default()
+    };
+    let st = &Steward::open(home.path()).unwrap().with_pool_config(cfg);
 
     st.sample_now("p").await.unwrap();
     st.sample_now("p").await.unwrap();
@@ -28,7 +41,9 @@ async fn server_down_alert_fires_once_and_clears(major: u32) {
     assert_eq!(st.alerts_firing("p"), vec![AlertRule::ServerDown]);
 
     pg.cluster.start().unwrap();
-    // The pool may hold sessions from before the restart: probes discard them.
+    // The pool may hold sessions from before the restart (probes discard them) and the circuit
+    // may still be open: it lets a trial through once its recovery time has passed.
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let first_back = st.sample_now("p").await;
     let second_back = st.sample_now("p").await.unwrap();
     let resolved: Vec<_> = first_back

@@ -15,6 +15,7 @@ mod health;
 mod history;
 mod monitor_cli;
 mod pool;
+mod s3;
 mod secrets;
 mod sslmodes;
 mod tune;

@@ -6,6 +6,7 @@
 mod history;
 mod output;
 mod report;
+mod storage;
 mod tune;
 mod upkeep;
 mod watch;
@@ -212,6 +213,25 @@ enum ProjectCmd {
     Show { name: String },
     /// Connect and report server version and latency.
     Test { name: String },
+    /// Where the project's backups are written: local (default) or an S3 bucket. Without
+    /// options, shows the settings.
+    Storage {
+        name: String,
+        /// Go back to the local backup folder.
+        #[arg(long, conflicts_with = "s3_bucket")]
+        local: bool,
+        #[command(flatten)]
+        s3: storage::S3Args,
+    },
+    /// The S3 bucket that `backup copy` copies backups to. Without options, shows it.
+    CopyTarget {
+        name: String,
+        /// Remove the copy target (backups already copied stay there).
+        #[arg(long, conflicts_with = "s3_bucket")]
+        none: bool,
+        #[command(flatten)]
+        s3: storage::S3Args,
+    },
     /// Remove a project and its keyring entries.
     Remove {
         name: String,
@@ -236,6 +256,11 @@ enum BackupCmd {
     Prune(upkeep::PruneArgs),
     /// Write a backup's decrypted pg_dump archive to a file, for stock tools.
     Export(upkeep::ExportArgs),
+    /// Copy backups (one, or all the target lacks) to the project's copy target, verified there.
+    Copy {
+        name: String,
+        backup_id: Option<String>,
+    },
     /// Restore a backup (default: the newest) into a throwaway server, compare every table with
     /// the backup's records, run amcheck, and report the time to restore.
     TestRecovery {
@@ -328,6 +353,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     );
                     println!("created:    {}", s.created_at);
                 });
+            }
+            ProjectCmd::Storage { name, local, s3 } => {
+                storage::storage(&st, json, &name, local, &s3)?
+            }
+            ProjectCmd::CopyTarget { name, none, s3 } => {
+                storage::copy_target(&st, json, &name, none, &s3)?
             }
             ProjectCmd::Test { name } => {
                 let t = st.test(&name).await?;
@@ -532,6 +563,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
             BackupCmd::Verify(a) => upkeep::verify(&st, json, a).await?,
             BackupCmd::Prune(a) => upkeep::prune(&st, json, a)?,
             BackupCmd::Export(a) => upkeep::export(&st, json, a).await?,
+            BackupCmd::Copy { name, backup_id } => {
+                storage::copy(&st, json, &name, backup_id.as_deref()).await?
+            }
             BackupCmd::TestRecovery { name, backup_id } => {
                 upkeep::test_recovery(&st, json, &name, backup_id.as_deref()).await?
             }

@@ -1,6 +1,6 @@
 // Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p pgsteward --lib bindings`. Do not edit.
 
-export type ErrorCode = "invalid_connection" | "invalid_input" | "project_not_found" | "project_exists" | "auth_failed" | "permission_denied" | "connect_failed" | "circuit_open" | "pool_timeout" | "query_failed" | "keyring_unavailable" | "secret_missing" | "backup_corrupt" | "backup_not_found" | "wrong_key" | "tool_missing" | "tool_failed" | "confirmation_required" | "cancelled" | "busy" | "io" | "internal";
+export type ErrorCode = "invalid_connection" | "invalid_input" | "project_not_found" | "project_exists" | "auth_failed" | "permission_denied" | "connect_failed" | "circuit_open" | "pool_timeout" | "query_failed" | "keyring_unavailable" | "secret_missing" | "backup_corrupt" | "backup_not_found" | "wrong_key" | "tool_missing" | "tool_failed" | "confirmation_required" | "cancelled" | "busy" | "io" | "storage_failed" | "internal";
 export type Error = { code: ErrorCode, message: string, 
 /**
  * SQLSTATE reported by the server, when there was one.
@@ -280,7 +280,7 @@ export type BackupSummary = { id: string, project: string, database: string, cre
  * The latest verification of this backup (a restore counts as a full one), if any.
  */
 last_check: VerifyReport | null, };
-export type JobKind = "backup" | "restore" | "verify";
+export type JobKind = "backup" | "restore" | "verify" | "copy";
 export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 export type JobProgress = { job_id: string, kind: JobKind, project: string, status: JobStatus, 
 /**
@@ -391,6 +391,46 @@ changed: boolean,
  * Backups the imported key opens.
  */
 backups_readable: number, };
+export type S3Settings = { bucket: string, 
+/**
+ * Folder inside the bucket; each project gets its own folder below it.
+ */
+prefix: string, 
+/**
+ * Endpoint URL of an S3-compatible service; `None` means AWS.
+ */
+endpoint: string | null, region: string, 
+/**
+ * Allow plain-HTTP endpoints (only for services on a trusted network).
+ */
+allow_http: boolean, access_key_id: string, };
+export type StorageSettings = { "kind": "local" } | { "kind": "s3" } & S3Settings;
+export type StorageInfo = { storage: StorageSettings, 
+/**
+ * Where backups are written, in words.
+ */
+location: string, 
+/**
+ * An S3 secret access key is in the keyring for `storage`.
+ */
+has_secret: boolean, copy_target: S3Settings | null, copy_location: string | null, copy_has_secret: boolean, };
+export type CopyReport = { 
+/**
+ * The copy target, in words.
+ */
+target: string, 
+/**
+ * Backups copied and verified on the target.
+ */
+copied: Array<string>, 
+/**
+ * Backups the target already held (their manifests authenticate there).
+ */
+already_there: Array<string>, 
+/**
+ * Every backup the target lists afterwards.
+ */
+target_backups: Array<string>, };
 export type AppInfo = { version: string, data_dir: string, 
 /**
  * Start the sandbox without asking when there is no project.

@@ -23,6 +23,7 @@ const CODES: Record<ErrorCode, true> = {
   cancelled: true,
   busy: true,
   io: true,
+  storage_failed: true,
   internal: true,
 };
 const KNOWN_CODES: ReadonlySet<string> = new Set(Object.keys(CODES));
