@@ -35,9 +35,11 @@ use crate::secrets::{SecretKind, Secrets};
 use crate::sql;
 use crate::tune::{self, ApplyReport, HardwareProfile, ProfileInput, SettingChange, TuneReport};
 
+mod maintain;
 mod monitoring;
 mod recovery;
 mod upkeep;
+pub use maintain::MaintenanceStatus;
 pub use recovery::{AmcheckReport, RecoveryReport};
 pub use upkeep::{KeyRotation, KitImport, PruneReport};
 
