@@ -440,6 +440,27 @@ pub fn plan_actions(
     Ok((actions, notes))
 }
 
+/// The actions a run takes: all of them, or those with the given ids (in the order given);
+/// an unknown id is an error, so nothing runs that the DBA did not pick.
+pub fn select(actions: &[PlannedAction], all: bool, ids: &[u32]) -> Result<Vec<PlannedAction>> {
+    if all {
+        return Ok(actions.to_vec());
+    }
+    let mut v: Vec<PlannedAction> = Vec::new();
+    for id in ids {
+        let a = actions.iter().find(|a| a.id == *id).ok_or_else(|| {
+            Error::invalid_input(format!(
+                "The plan has no action {id} now (it has {}); show the plan again.",
+                actions.len()
+            ))
+        })?;
+        if !v.iter().any(|x| x.id == *id) {
+            v.push(a.clone());
+        }
+    }
+    Ok(v)
+}
+
 /// A table by `name` or `schema.name`; an error when none or several match.
 pub fn find_table<'a>(tables: &'a [TableEntry], spec: &str) -> Result<&'a TableEntry> {
     let exact: Vec<_> = tables
@@ -544,6 +565,10 @@ mod tests {
         assert_eq!(a[1].lock, "ShareUpdateExclusiveLock");
         assert!(a[1].evidence[0].contains("30.0 %"), "{:?}", a[1].evidence);
         assert_eq!(a.iter().map(|a| a.id).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let picked = select(&a, false, &[3, 1, 3]).unwrap();
+        assert_eq!(picked.iter().map(|a| a.id).collect::<Vec<_>>(), vec![3, 1]);
+        assert_eq!(select(&a, true, &[]).unwrap().len(), 3);
+        assert!(select(&a, false, &[4]).is_err());
         assert!(a.iter().all(|a| a.statement_timeout_seconds >= 300.0));
     }
 

@@ -14,6 +14,7 @@ use super::Steward;
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::CancelToken;
 use crate::maintain::executor::MaintenanceSink;
+use crate::maintain::PlannedAction;
 use crate::maintain::{
     autovacuum, bloat, executor, history, indexes, planner, stats, AutovacuumReport, IndexEntry,
     IndexReport, MaintenanceConfig, MaintenanceHistory, MaintenancePlan, MaintenanceRecord,
@@ -36,6 +37,14 @@ pub struct MaintenanceStatus {
     pub last_run: Option<MaintenanceRecord>,
     pub success_rate_percent: Option<f64>,
     pub target_percent: f64,
+}
+
+/// Where a run's actions come from.
+enum Selection<'a> {
+    /// Plan now and pick by the request.
+    Request(&'a RunRequest),
+    /// Actions of a plan already shown.
+    Given(Vec<PlannedAction>),
 }
 
 /// Exclusive hold on a project's maintenance; released on drop.
@@ -183,6 +192,39 @@ impl Steward {
         cancel: CancelToken,
         sink: MaintenanceSink,
     ) -> Result<RunReport> {
+        if req.mode == RunMode::Approve && !req.all && req.ids.is_empty() {
+            return Err(Error::invalid_input(
+                "Pick the actions to run by their plan ids, or all of them.",
+            ));
+        }
+        self.run_maintenance(name, cfg, req.mode, Selection::Request(req), cancel, sink)
+            .await
+    }
+
+    /// Run actions of a plan the DBA has just seen and approved, exactly as shown (the CLI
+    /// confirms these statements; re-planning could change them in between).
+    pub async fn maintain_run_actions(
+        &self,
+        name: &str,
+        cfg: &MaintenanceConfig,
+        mode: RunMode,
+        actions: Vec<PlannedAction>,
+        cancel: CancelToken,
+        sink: MaintenanceSink,
+    ) -> Result<RunReport> {
+        self.run_maintenance(name, cfg, mode, Selection::Given(actions), cancel, sink)
+            .await
+    }
+
+    async fn run_maintenance(
+        &self,
+        name: &str,
+        cfg: &MaintenanceConfig,
+        mode: RunMode,
+        selection: Selection<'_>,
+        cancel: CancelToken,
+        sink: MaintenanceSink,
+    ) -> Result<RunReport> {
         let _lock = self.maintain_lock(name)?;
         let pool = self.pool(name)?;
         let (local_time, time_zone, inside) = {
@@ -192,14 +234,14 @@ impl Steward {
         let mut report = RunReport {
             project: name.to_string(),
             run_id: uuid::Uuid::new_v4().to_string(),
-            mode: req.mode,
+            mode,
             local_time,
             time_zone,
             inside_window: inside,
             runs: vec![],
             stopped: None,
         };
-        if req.mode == RunMode::Automatic && !inside {
+        if mode == RunMode::Automatic && !inside {
             report.stopped = Some(format!(
                 "Outside the maintenance window ({}-{}, {}; now {}): nothing ran.",
                 cfg.window.start.format("%H:%M"),
@@ -209,26 +251,16 @@ impl Steward {
             ));
             return Ok(report);
         }
-        if req.mode == RunMode::Approve && !req.all && req.ids.is_empty() {
-            return Err(Error::invalid_input(
-                "Pick the actions to run by their plan ids, or all of them.",
-            ));
-        }
-        let plan = self.maintain_plan(name, cfg, &req.plan).await?;
-        let selected: Vec<_> = if req.mode == RunMode::Automatic || req.all {
-            plan.actions.clone()
-        } else {
-            let mut v = Vec::new();
-            for id in &req.ids {
-                let a = plan.actions.iter().find(|a| a.id == *id).ok_or_else(|| {
-                    Error::invalid_input(format!(
-                        "The plan has no action {id} now (it has {}); show the plan again.",
-                        plan.actions.len()
-                    ))
-                })?;
-                v.push(a.clone());
+        let selected = match selection {
+            Selection::Given(actions) => actions,
+            Selection::Request(req) => {
+                let plan = self.maintain_plan(name, cfg, &req.plan).await?;
+                planner::select(
+                    &plan.actions,
+                    mode == RunMode::Automatic || req.all,
+                    &req.ids,
+                )?
             }
-            v
         };
         let store = self.history_store(name).await?;
         for a in &selected {
@@ -236,7 +268,7 @@ impl Steward {
                 report.stopped = Some("Cancelled on request.".into());
                 break;
             }
-            if req.mode == RunMode::Automatic {
+            if mode == RunMode::Automatic {
                 let mut c = pool.acquire().await?;
                 let (t, _, inside) = self.window_now(&mut c, cfg).await?;
                 if !inside {
@@ -245,7 +277,7 @@ impl Steward {
                 }
             }
             let r = executor::run_action(&pool, a, cfg, &cancel, &sink).await;
-            history::record(store.sqlite(), &report.run_id, req.mode, &r).await?;
+            history::record(store.sqlite(), &report.run_id, mode, &r).await?;
             let (guard, cancelled, reason) = (
                 r.guard_tripped,
                 r.outcome == crate::maintain::ActionOutcome::Cancelled,

@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 use pgsteward::jobs::CancelToken;
 use pgsteward::maintain::{
-    FigureSource, MaintenanceConfig, PlanRequest, PlannedAction, RunMode, RunRequest,
+    planner, FigureSource, MaintenanceConfig, PlanRequest, PlannedAction, RunMode, RunRequest,
 };
 use pgsteward::{Error, Steward};
 
@@ -182,23 +182,6 @@ pub async fn run(st: &Steward, json: bool, cmd: MaintainCmd) -> Result<(), Error
                     "Say what to run: --ids 1,3, --all, or --window for automatic mode.",
                 ));
             }
-            let details: Vec<String> = if yes {
-                vec![]
-            } else {
-                let p = st.maintain_plan(&name, &cfg, &req.plan).await?;
-                p.actions
-                    .iter()
-                    .filter(|a| window || all || ids.contains(&a.id))
-                    .map(|a| format!("[{}] {}  (lock {})", a.id, a.sql, a.lock))
-                    .collect()
-            };
-            confirm(
-                yes,
-                json,
-                &details,
-                "Run these statements?",
-                "Running maintenance needs confirmation: add --yes.",
-            )?;
             let cancel = CancelToken::default();
             let c = cancel.clone();
             tokio::spawn(async move {
@@ -207,7 +190,34 @@ pub async fn run(st: &Steward, json: bool, cmd: MaintainCmd) -> Result<(), Error
                 }
             });
             let (sink, bar) = progress(json);
-            let r = st.maintain_run(&name, &cfg, &req, cancel, sink).await;
+            let r = if window {
+                // Automatic mode plans only once it knows it is inside the window.
+                confirm(
+                    yes,
+                    json,
+                    &[],
+                    "Run every planned action inside the maintenance window?",
+                    "Running maintenance needs confirmation: add --yes.",
+                )?;
+                st.maintain_run(&name, &cfg, &req, cancel, sink).await
+            } else {
+                // Run exactly the statements shown and confirmed.
+                let p = st.maintain_plan(&name, &cfg, &req.plan).await?;
+                let picked = planner::select(&p.actions, all, &ids)?;
+                let details: Vec<String> = picked
+                    .iter()
+                    .map(|a| format!("[{}] {}  (lock {})", a.id, a.sql, a.lock))
+                    .collect();
+                confirm(
+                    yes,
+                    json,
+                    &details,
+                    "Run these statements?",
+                    "Running maintenance needs confirmation: add --yes.",
+                )?;
+                st.maintain_run_actions(&name, &cfg, RunMode::Approve, picked, cancel, sink)
+                    .await
+            };
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
