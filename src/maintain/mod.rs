@@ -110,6 +110,10 @@ pub struct MaintenanceConfig {
     /// Tables larger than this are measured with pgstattuple_approx instead of pgstattuple.
     #[ts(type = "number")]
     pub approx_above_bytes: i64,
+    /// Index bytes a plan measures with pgstatindex by itself (it reads every page, about two
+    /// minutes per GiB); `--measure` lifts the limit.
+    #[ts(type = "number")]
+    pub measure_budget_bytes: i64,
     /// lock_timeout of maintenance statements, in seconds.
     pub lock_timeout_seconds: f64,
     /// The smallest statement_timeout a maintenance statement gets, in seconds.
@@ -129,6 +133,7 @@ impl Default for MaintenanceConfig {
             min_bytes: 1024 * 1024,
             freeze_age_fraction: 0.8,
             approx_above_bytes: 1024 * 1024 * 1024,
+            measure_budget_bytes: 2 * 1024 * 1024 * 1024,
             lock_timeout_seconds: 10.0,
             min_statement_timeout_seconds: 300.0,
             guard: GuardLimits::default(),

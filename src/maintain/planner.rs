@@ -196,16 +196,23 @@ pub fn below_minimum(t: &TableStats, cfg: &MaintenanceConfig) -> bool {
 }
 
 /// Indexes worth measuring before a REINDEX can be proposed: valid B-trees of a useful size
-/// whose estimate reaches the threshold or cannot be trusted.
-pub fn worth_measuring(i: &IndexEntry, cfg: &MaintenanceConfig) -> bool {
+/// whose estimate reaches the threshold; with `explicit` (the DBA asked for measurements) also
+/// those whose estimate is useless (partial, expression, missing statistics). A deduplicated
+/// B-tree under the threshold is not measured: there the estimate only overstates.
+pub fn worth_measuring(i: &IndexEntry, cfg: &MaintenanceConfig, explicit: bool) -> bool {
     i.stats.valid
         && i.stats.method == "btree"
         && i.stats.bytes >= cfg.min_bytes
         && (i.estimate.bloat_percent >= cfg.reindex_threshold_percent
-            || i.estimate
-                .caveats
-                .iter()
-                .any(|c| !matches!(c, BloatCaveat::Tiny | BloatCaveat::NotBtree)))
+            || (explicit
+                && i.estimate.caveats.iter().any(|c| {
+                    matches!(
+                        c,
+                        BloatCaveat::PartialIndex
+                            | BloatCaveat::ExpressionIndex
+                            | BloatCaveat::MissingStatistics
+                    )
+                })))
 }
 
 /// Build the plan's actions (ids assigned in order) and notes.
@@ -633,7 +640,7 @@ mod tests {
             measured: None,
         };
         let cfg = MaintenanceConfig::default();
-        assert!(worth_measuring(&ix, &cfg));
+        assert!(worth_measuring(&ix, &cfg, false));
         let run = |ix: &IndexEntry| {
             plan_actions(
                 std::slice::from_ref(&t),

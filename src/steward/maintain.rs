@@ -148,6 +148,7 @@ impl Steward {
         }
 
         let mut indexes = Vec::new();
+        let (mut measured_bytes, mut unmeasured) = (0i64, 0usize);
         for s in index_stats {
             let estimate = bloat::estimate_index(&s, block, version);
             let mut entry = IndexEntry {
@@ -155,7 +156,13 @@ impl Steward {
                 estimate,
                 measured: None,
             };
-            if pgstattuple && planner::worth_measuring(&entry, cfg) {
+            let wanted = pgstattuple && planner::worth_measuring(&entry, cfg, req.measure);
+            let within_budget =
+                req.measure || measured_bytes + entry.stats.bytes <= cfg.measure_budget_bytes;
+            if wanted && !within_budget {
+                unmeasured += 1;
+            } else if wanted {
+                measured_bytes += entry.stats.bytes;
                 match bloat::measure_index(&mut c, entry.stats.oid, entry.stats.fillfactor).await {
                     Ok(m) => entry.measured = Some(m),
                     Err(e) => notes.push(format!(
@@ -165,6 +172,11 @@ impl Steward {
                 }
             }
             indexes.push(entry);
+        }
+        if unmeasured > 0 {
+            notes.push(format!(
+                "{unmeasured} index(es) with a high bloat estimate were not measured, to keep this plan quick (pgstatindex reads every page); plan with --measure to measure them."
+            ));
         }
         let (actions, plan_notes) =
             planner::plan_actions(&tables, &indexes, freeze_max_age, pgstattuple, cfg, req)?;

@@ -112,12 +112,12 @@ fn print_action(a: &PlannedAction) {
         None => format!("{}.{}", a.schema, a.table),
     };
     println!(
-        "[{}] {:<14} {}  ~{} (estimate), {} MB, lock {}",
+        "[{}] {:<14} {}  ~{} (estimate), {}, lock {}",
         a.id,
         a.kind.as_str(),
         target,
         human_duration(Some(a.estimated_seconds)),
-        (a.bytes as f64 / 1048576.0 * 10.0).round() / 10.0,
+        human_bytes(a.bytes as f64),
         a.lock
     );
     println!("      {}", a.sql);
@@ -125,8 +125,22 @@ fn print_action(a: &PlannedAction) {
         println!("      - {e}");
     }
     if let Some(b) = &a.bloat {
+        let caveats = if b.caveats.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = b
+                .caveats
+                .iter()
+                .map(|c| {
+                    serde_json::to_string(c)
+                        .unwrap_or_default()
+                        .replace('"', "")
+                })
+                .collect();
+            format!(", unreliable: {}", names.join(", "))
+        };
         println!(
-            "      - bloat {:.1} % ({}, {})",
+            "      - bloat {:.1} % ({}, {}{caveats})",
             b.bloat_percent,
             source(b.source),
             human_bytes(b.bloat_bytes as f64)

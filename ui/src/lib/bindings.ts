@@ -461,6 +461,11 @@ freeze_age_fraction: number,
  */
 approx_above_bytes: number, 
 /**
+ * Index bytes a plan measures with pgstatindex by itself (it reads every page, about two
+ * minutes per GiB); `--measure` lifts the limit.
+ */
+measure_budget_bytes: number, 
+/**
  * lock_timeout of maintenance statements, in seconds.
  */
 lock_timeout_seconds: number, 
