@@ -15,6 +15,7 @@ use super::planner::{ActionKind, PlannedAction};
 use super::MaintenanceConfig;
 use crate::conn::{Pool, PooledConn, MARK};
 use crate::error::{Error, Result};
+use crate::ident::quote_ident;
 use crate::jobs::CancelToken;
 use crate::sql;
 
@@ -171,6 +172,54 @@ async fn progress(conn: &mut PooledConn, pid: i32, kind: ActionKind) -> Option<(
     Some((r.get("phase"), r.get("done")))
 }
 
+/// Drop the invalid indexes an unfinished REINDEX CONCURRENTLY of `a` left on its table;
+/// returns a sentence for the record (empty when there were none).
+async fn drop_leftovers(conn: &mut PooledConn, a: &PlannedAction) -> String {
+    let (Ok(Some(index)), Some(name)) = (a.qualified_index(), a.index.as_deref()) else {
+        return String::new();
+    };
+    let Ok(table) = a.qualified_table() else {
+        return String::new();
+    };
+    let found: Vec<(String, String)> = sqlx::query_as(sql!(
+        "SELECT n.nspname::text, c.relname::text
+           FROM pg_index i
+           JOIN pg_class c ON c.oid = i.indexrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE NOT i.indisvalid AND i.indrelid = to_regclass($1)
+            AND c.oid <> coalesce(to_regclass($2), 0)
+            AND strpos(c.relname, '_ccnew') > 0
+            AND starts_with(c.relname, left($3, 20))"
+    ))
+    .bind(&table)
+    .bind(&index)
+    .bind(name)
+    .fetch_all(&mut **conn)
+    .await
+    .unwrap_or_default();
+    let mut dropped = Vec::new();
+    for (schema, rel) in found {
+        let (Ok(qs), Ok(qr)) = (quote_ident(&schema), quote_ident(&rel)) else {
+            continue;
+        };
+        let stmt = format!("{MARK} DROP INDEX CONCURRENTLY IF EXISTS {qs}.{qr}");
+        if sqlx::Executor::execute(&mut **conn, stmt.as_str())
+            .await
+            .is_ok()
+        {
+            dropped.push(rel);
+        }
+    }
+    if dropped.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " The unfinished rebuild's invalid index ({}) was dropped.",
+            dropped.join(", ")
+        )
+    }
+}
+
 async fn cancel_backend(conn: &mut PooledConn, pid: i32) {
     let _ = sqlx::query(sql!("SELECT pg_cancel_backend($1)"))
         .bind(pid)
@@ -292,7 +341,23 @@ async fn execute(
             }
         }
     };
+    // A REINDEX CONCURRENTLY that did not finish leaves an invalid "<name>_ccnew" index behind,
+    // which every write would keep maintaining: drop it.
+    let leftovers = if result.is_err() && a.kind == ActionKind::Reindex {
+        drop_leftovers(&mut watch, a).await
+    } else {
+        String::new()
+    };
     (run.dead_after, run.size_after) = measure(&mut watch, a).await;
+    let result = result.map_err(|e| {
+        let e = Error::from(e);
+        if leftovers.is_empty() {
+            e
+        } else {
+            Error::new(e.code, format!("{} {leftovers}", e.message)).with_sqlstate(e.sqlstate)
+        }
+    });
+    let stop = stop.map(|(why, guard)| (format!("{why}{leftovers}"), guard));
     match (result, stop) {
         (Ok(_), _) => Ok(()),
         (Err(e), Some((why, guard))) => {
@@ -303,10 +368,9 @@ async fn execute(
             } else {
                 why
             });
-            Err(Error::from(e))
+            Err(e)
         }
         (Err(e), None) => {
-            let e = Error::from(e);
             run.reason = Some(match e.sqlstate.as_deref() {
                 Some("55P03") => format!(
                     "Could not get its {} within {} s: another session holds a conflicting lock.",
@@ -318,6 +382,11 @@ async fn execute(
                 ),
                 _ => e.message.clone(),
             });
+            if !leftovers.is_empty() {
+                if let Some(r) = run.reason.as_mut() {
+                    r.push_str(&leftovers);
+                }
+            }
             Err(e)
         }
     }

@@ -474,3 +474,82 @@ async fn guard_cancels_a_cluster_that_makes_others_wait(major: u32) {
     assert_eq!(h.meets_target, Some(false));
 }
 on_each_version!(guard_cancels_a_cluster_that_makes_others_wait);
+
+async fn an_unfinished_concurrent_reindex_leaves_no_invalid_index(major: u32) {
+    let (pg, home) = setup(major);
+    pg.sql(
+        "app",
+        "CREATE TABLE knob (s float8); INSERT INTO knob VALUES (0);
+         CREATE FUNCTION slow(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS
+           $$ BEGIN PERFORM pg_sleep(s) FROM public.knob; RETURN $1; END $$;
+         CREATE TABLE r (id int PRIMARY KEY, v int);
+         INSERT INTO r SELECT x, x FROM generate_series(1, 400) x;
+         CREATE INDEX r_slow ON r (slow(v));
+         UPDATE knob SET s = 0.05;",
+    );
+    let mut cfg = MaintenanceConfig::default();
+    cfg.guard.lock_wait_grace_seconds = 0.5;
+    cfg.guard.poll_interval_ms = 200;
+    // The action as a plan would show it (the planner only proposes it on measured bloat).
+    let action = pgsteward::maintain::PlannedAction {
+        id: 1,
+        kind: ActionKind::Reindex,
+        schema: "public".into(),
+        table: "r".into(),
+        index: Some("r_slow".into()),
+        sql: "REINDEX INDEX CONCURRENTLY \"public\".\"r_slow\"".into(),
+        lock: "ShareUpdateExclusiveLock".into(),
+        evidence: vec![],
+        estimated_seconds: 0.1,
+        statement_timeout_seconds: 300.0,
+        bytes: 0,
+        bloat: None,
+    };
+    let st = home.st.clone();
+    let task = tokio::spawn(async move {
+        st.maintain_run_actions(
+            "app",
+            &cfg,
+            RunMode::Approve,
+            vec![action],
+            CancelToken::default(),
+            quiet(),
+        )
+        .await
+    });
+    let mut started = false;
+    for _ in 0..100 {
+        let n = pg.sql(
+            "app",
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%REINDEX%r_slow%' AND pid <> pg_backend_pid()",
+        );
+        if n == "1" {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started, "the REINDEX never showed up as running");
+    // A schema change queues behind the rebuild's lock: the guard stops the rebuild.
+    let alter = psql_child(&pg, "app", "ALTER TABLE r ADD COLUMN note text");
+    let report = task.await.unwrap().unwrap();
+    assert!(alter.wait_with_output().unwrap().status.success());
+    let run = &report.runs[0];
+    assert_eq!(run.outcome, ActionOutcome::Cancelled, "{run:?}");
+    assert!(
+        run.reason.as_deref().unwrap().contains("was dropped"),
+        "{run:?}"
+    );
+    assert_eq!(
+        pg.sql("app", "SELECT count(*) FROM pg_index WHERE NOT indisvalid"),
+        "0"
+    );
+    assert_eq!(
+        pg.sql(
+            "app",
+            "SELECT count(*) FROM pg_class WHERE relname = 'r_slow'"
+        ),
+        "1"
+    );
+}
+on_each_version!(an_unfinished_concurrent_reindex_leaves_no_invalid_index);
