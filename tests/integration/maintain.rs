@@ -272,6 +272,44 @@ async fn dead_rows_vacuumed_fresh_tables_analyzed_tiny_ones_left_alone(major: u3
     let (ok, status) = cli_json(&home, &["--json", "maintain", "status", "app"], None);
     assert!(ok, "{status}");
     assert_eq!(status["last_run"]["table"], "cli_t");
+
+    // Inside its window (read in a named zone, by the server) automatic mode runs the plan.
+    pg.sql(
+        "app",
+        "CREATE TABLE auto_t (id int, pad text) WITH (autovacuum_enabled = false);
+         INSERT INTO auto_t SELECT g, repeat('a', 60) FROM generate_series(1, 40000) g;
+         ANALYZE auto_t;",
+    );
+    pg.sql("app", "DELETE FROM auto_t WHERE id % 4 = 0");
+    let utc = chrono::Utc::now().time();
+    let open = MaintenanceConfig {
+        window: MaintenanceWindow {
+            start: NaiveTime::from_hms_opt((utc.hour() + 23) % 24, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt((utc.hour() + 2) % 24, 0, 0).unwrap(),
+        },
+        time_zone: Some("UTC".into()),
+        ..cfg.clone()
+    };
+    let r = home
+        .st
+        .maintain_run("app", &open, &auto, CancelToken::default(), quiet())
+        .await
+        .unwrap();
+    assert!(r.inside_window, "{r:?}");
+    assert_eq!(r.time_zone, "UTC");
+    let a = r
+        .runs
+        .iter()
+        .find(|x| x.table == "auto_t")
+        .expect("auto_t ran");
+    assert_eq!(a.outcome, ActionOutcome::Succeeded, "{a:?}");
+    assert_eq!(a.dead_before, Some(10000));
+    assert!(a.dead_after.unwrap() < 1000, "{a:?}");
+    let h = home.st.maintain_history("app", 50).await.unwrap();
+    assert!(h
+        .records
+        .iter()
+        .any(|x| x.table == "auto_t" && x.mode == "automatic"));
 }
 on_each_version!(dead_rows_vacuumed_fresh_tables_analyzed_tiny_ones_left_alone);
 
