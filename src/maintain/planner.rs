@@ -259,8 +259,12 @@ pub fn plan_actions(
             ));
             if let Some(m) = &t.measured {
                 evidence.push(format!(
-                    "Measured ({:?}): {} dead tuples, {} of the table unused.",
-                    m.source,
+                    "Measured with {}: {} dead tuples, {} of the table unused.",
+                    if m.source == super::bloat::FigureSource::MeasuredApprox {
+                        "pgstattuple_approx"
+                    } else {
+                        "pgstattuple"
+                    },
                     pct(m.dead_percent.unwrap_or(0.0)),
                     pct(m.bloat_percent)
                 ));

@@ -108,7 +108,7 @@ pub struct IndexStats {
     pub signature: String,
 }
 
-/// Parse `name=value` reloptions into (fillfactor, rest).
+/// The value of one `name=value` entry of `reloptions`.
 fn option(options: &[String], name: &str) -> Option<String> {
     options.iter().find_map(|o| {
         o.split_once('=')
