@@ -15,6 +15,14 @@ use crate::conn::spec::{ConnectionInput, SslMode};
 use crate::conn::PoolMetrics;
 use crate::error::{Error, ErrorCode};
 use crate::jobs::{JobKind, JobProgress, JobStatus};
+use crate::maintain::{
+    ActionKind, ActionOutcome, ActionRun, AutovacuumAdvice, AutovacuumReport, AutovacuumWorker,
+    BloatCaveat, BloatFigure, FigureSource, GuardLimits, IndexEntry, IndexFinding,
+    IndexFindingKind, IndexReport, IndexStats, MaintenanceConfig, MaintenanceHistory,
+    MaintenancePlan, MaintenanceProgress, MaintenanceRecord, MaintenanceWindow, MissingIndex,
+    PlanRequest, PlannedAction, RunMode, RunReport, RunRequest, RunningMaintenance, TableEntry,
+    TableStats,
+};
 use crate::monitor::alerts::{
     AlertConfig, AlertRecord, AlertRule, AlertTransition, AlertsReport, Direction, RuleConfig,
 };
@@ -33,8 +41,8 @@ use crate::monitor::{
 };
 use crate::project::{ProjectInput, ProjectSummary};
 use crate::steward::{
-    AmcheckReport, ConnectionTest, CopyReport, KeyRotation, KitImport, PruneReport, RecoveryReport,
-    StorageInfo,
+    AmcheckReport, ConnectionTest, CopyReport, KeyRotation, KitImport, MaintenanceStatus,
+    PruneReport, RecoveryReport, StorageInfo,
 };
 use crate::tune::{
     AppliedSetting, ApplyReport, Confidence, DbSize, Group, HardwareProfile, MemoryBudget,
@@ -113,6 +121,37 @@ pub fn typescript() -> String {
         StorageInfo::decl(&cfg),
         CopyReport::decl(&cfg),
         AppInfo::decl(&cfg),
+        MaintenanceWindow::decl(&cfg),
+        GuardLimits::decl(&cfg),
+        MaintenanceConfig::decl(&cfg),
+        TableStats::decl(&cfg),
+        IndexStats::decl(&cfg),
+        FigureSource::decl(&cfg),
+        BloatCaveat::decl(&cfg),
+        BloatFigure::decl(&cfg),
+        ActionKind::decl(&cfg),
+        PlannedAction::decl(&cfg),
+        PlanRequest::decl(&cfg),
+        TableEntry::decl(&cfg),
+        IndexEntry::decl(&cfg),
+        MaintenancePlan::decl(&cfg),
+        RunMode::decl(&cfg),
+        ActionOutcome::decl(&cfg),
+        ActionRun::decl(&cfg),
+        RunReport::decl(&cfg),
+        RunRequest::decl(&cfg),
+        RunningMaintenance::decl(&cfg),
+        MaintenanceProgress::decl(&cfg),
+        MaintenanceRecord::decl(&cfg),
+        MaintenanceHistory::decl(&cfg),
+        AutovacuumAdvice::decl(&cfg),
+        AutovacuumWorker::decl(&cfg),
+        AutovacuumReport::decl(&cfg),
+        MaintenanceStatus::decl(&cfg),
+        IndexFindingKind::decl(&cfg),
+        IndexFinding::decl(&cfg),
+        MissingIndex::decl(&cfg),
+        IndexReport::decl(&cfg),
         Workload::decl(&cfg),
         StorageKind::decl(&cfg),
         OsKind::decl(&cfg),

@@ -10,6 +10,7 @@ pub mod conn;
 pub mod error;
 pub mod ident;
 pub mod jobs;
+pub mod maintain;
 pub mod monitor;
 pub mod pgbin;
 pub mod project;

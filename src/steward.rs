@@ -35,10 +35,12 @@ use crate::secrets::{SecretKind, Secrets};
 use crate::sql;
 use crate::tune::{self, ApplyReport, HardwareProfile, ProfileInput, SettingChange, TuneReport};
 
+mod maintain;
 mod monitoring;
 mod recovery;
 mod storage;
 mod upkeep;
+pub use maintain::MaintenanceStatus;
 pub use recovery::{AmcheckReport, RecoveryReport};
 pub use storage::{CopyReport, StorageInfo};
 pub use upkeep::{KeyRotation, KitImport, PruneReport};

@@ -17,6 +17,9 @@
 //! - `events(id, ts, kind, key, ...)`: slow-query events, `key` unique so a query run is
 //!   recorded once.
 //! - `meta(key, value)`: roll-up watermarks.
+//! - `maintenance_runs(id, run_id, mode, kind, ...)`: every maintenance action run, with dead
+//!   tuples and sizes before and after, duration, outcome and the reason of a failure (written
+//!   and read by `crate::maintain::history`).
 //!
 //! Roll-ups are incremental: compaction folds every complete minute of raw points newer than
 //! the minute watermark into `metrics_minute` and every complete hour of minutes into
@@ -261,6 +264,13 @@ const SCHEMA: &[&str] = &[
         ended_at INTEGER, value REAL NOT NULL, worst REAL NOT NULL, threshold REAL NOT NULL,
         message TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (started_at)",
+    "CREATE TABLE IF NOT EXISTS maintenance_runs (
+        id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, mode TEXT NOT NULL, kind TEXT NOT NULL,
+        schema_name TEXT NOT NULL, table_name TEXT NOT NULL, index_name TEXT, sql TEXT NOT NULL,
+        outcome TEXT NOT NULL, reason TEXT, guard_tripped INTEGER NOT NULL DEFAULT 0,
+        started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL, dead_before INTEGER,
+        dead_after INTEGER, size_before INTEGER, size_after INTEGER)",
+    "CREATE INDEX IF NOT EXISTS maintenance_runs_by_time ON maintenance_runs (started_at)",
     "PRAGMA user_version = 1",
 ];
 
@@ -315,7 +325,6 @@ impl HistoryStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
-
     /// SQLite's journal mode of the file (expected: "wal").
     pub async fn journal_mode(&self) -> Result<String> {
         sqlx::query_scalar("PRAGMA journal_mode")

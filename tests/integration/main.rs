@@ -13,6 +13,7 @@ mod e2e;
 mod explain;
 mod health;
 mod history;
+mod maintain;
 mod monitor_cli;
 mod pool;
 mod s3;

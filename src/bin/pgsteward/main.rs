@@ -4,6 +4,7 @@
 //! and exits with status 1 (2 for usage errors).
 
 mod history;
+mod maintain;
 mod output;
 mod report;
 mod storage;
@@ -133,6 +134,11 @@ enum Cmd {
     /// The project's backup key: rotate it, export or import a recovery kit.
     #[command(subcommand)]
     Key(upkeep::KeyCmd),
+    /// Statistics-driven VACUUM, ANALYZE, REINDEX and CLUSTER: plan, run, status, history.
+    #[command(subcommand)]
+    Maintain(maintain::MaintainCmd),
+    /// Index health: unused, duplicate, redundant and invalid indexes; missing-index candidates.
+    Indexes { name: String },
     /// The local sandbox PostgreSQL.
     #[command(subcommand)]
     Sandbox(SandboxCmd),
@@ -608,6 +614,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Cmd::Metrics(m) => watch::metrics(&st, m).await?,
         Cmd::Alerts(a) => watch::alerts(&st, json, a).await?,
         Cmd::Availability { name } => watch::availability(&st, json, &name).await?,
+        Cmd::Maintain(m) => maintain::run(&st, json, m).await?,
+        Cmd::Indexes { name } => maintain::indexes(&st, json, &name).await?,
         Cmd::Sandbox(s) => match s {
             SandboxCmd::Start => {
                 let p = sandbox::start(&st).await?;

@@ -436,6 +436,303 @@ export type AppInfo = { version: string, data_dir: string,
  * Start the sandbox without asking when there is no project.
  */
 auto_sandbox: boolean, };
+export type MaintenanceWindow = { 
+/**
+ * "HH:MM"
+ */
+start: string, 
+/**
+ * "HH:MM"
+ */
+end: string, };
+export type GuardLimits = { 
+/**
+ * Sessions allowed to wait on a lock the maintenance session holds ...
+ */
+max_waiting_sessions: number, 
+/**
+ * ... once they have waited this long, seconds.
+ */
+lock_wait_grace_seconds: number, 
+/**
+ * Active client sessions (besides maintenance) above which it stops; `None`: no limit.
+ */
+max_active_sessions: number | null, 
+/**
+ * Replication lag (bytes of WAL not yet replayed on a standby) above which it stops.
+ */
+max_replication_lag_bytes: number | null, 
+/**
+ * How often the guard (and progress) looks, milliseconds.
+ */
+poll_interval_ms: number, };
+export type MaintenanceConfig = { window: MaintenanceWindow, 
+/**
+ * IANA time zone the window is read in (MAINTENANCE_TIME_ZONE); the computer's local time
+ * when unset.
+ */
+time_zone: string | null, 
+/**
+ * VACUUM when dead tuples reach this share of all tuples (percent).
+ */
+vacuum_threshold_percent: number, 
+/**
+ * ANALYZE when rows changed since the last analyze reach this share (percent).
+ */
+analyze_threshold_percent: number, 
+/**
+ * REINDEX when measured index bloat reaches this share (percent).
+ */
+reindex_threshold_percent: number, 
+/**
+ * Tables with fewer rows than this are left alone (unless their xid age matters).
+ */
+min_rows: number, 
+/**
+ * Tables (and indexes) smaller than this are left alone (unless their xid age matters).
+ */
+min_bytes: number, 
+/**
+ * VACUUM (FREEZE) when age(relfrozenxid) passes this share of autovacuum_freeze_max_age.
+ */
+freeze_age_fraction: number, 
+/**
+ * Tables larger than this are measured with pgstattuple_approx instead of pgstattuple.
+ */
+approx_above_bytes: number, 
+/**
+ * Index bytes a plan measures with pgstatindex by itself (it reads every page, about two
+ * minutes per GiB); `--measure` lifts the limit.
+ */
+measure_budget_bytes: number, 
+/**
+ * lock_timeout of maintenance statements, in seconds.
+ */
+lock_timeout_seconds: number, 
+/**
+ * The smallest statement_timeout a maintenance statement gets, in seconds.
+ */
+min_statement_timeout_seconds: number, guard: GuardLimits, };
+export type TableStats = { oid: number, schema: string, name: string, live_tuples: number, dead_tuples: number, 
+/**
+ * Rows inserted, updated or deleted since the last ANALYZE.
+ */
+mod_since_analyze: number, 
+/**
+ * The planner's row count (-1 when never analyzed or vacuumed).
+ */
+reltuples: number, relpages: number, seq_scan: number, seq_tup_read: number, idx_scan: number, last_vacuum: string | null, last_autovacuum: string | null, last_analyze: string | null, last_autoanalyze: string | null, heap_bytes: number, toast_bytes: number, index_bytes: number, 
+/**
+ * age(relfrozenxid).
+ */
+xid_age: number, fillfactor: number, 
+/**
+ * `reloptions` as "name=value".
+ */
+options: Array<string>, columns: number, columns_with_stats: number, 
+/**
+ * Sum over columns of (1 - null_frac) × avg_width, bytes.
+ */
+data_width: number, has_nulls: boolean, };
+export type IndexStats = { oid: number, table_oid: number, schema: string, table: string, name: string, 
+/**
+ * Access method: btree, hash, gin, gist, brin...
+ */
+method: string, scans: number, bytes: number, relpages: number, reltuples: number, valid: boolean, unique: boolean, primary: boolean, partial: boolean, expression: boolean, 
+/**
+ * Backs a constraint (primary key, unique, exclusion) or one depends on it (foreign key).
+ */
+backs_constraint: boolean, 
+/**
+ * Column numbers (0 for an expression), key columns first.
+ */
+columns: Array<number>, key_columns: number, definition: string, fillfactor: number, deduplicate_items: boolean, 
+/**
+ * Sum of avg_width of the indexed columns, bytes.
+ */
+data_width: number, columns_with_stats: number, 
+/**
+ * n_distinct of the leading column (negative: a fraction of the rows).
+ */
+leading_n_distinct: number | null, };
+export type FigureSource = "estimated" | "measured" | "measured_approx";
+export type BloatCaveat = "missing_statistics" | "toast_heavy" | "tiny" | "partial_index" | "expression_index" | "deduplicated" | "not_btree";
+export type BloatFigure = { source: FigureSource, 
+/**
+ * Share of the relation that is not live data, percent.
+ */
+bloat_percent: number, bloat_bytes: number, actual_bytes: number, 
+/**
+ * Dead tuples, percent (measured tables only).
+ */
+dead_percent: number | null, 
+/**
+ * Reasons the figure is unreliable; empty for a measured figure.
+ */
+caveats: Array<BloatCaveat>, };
+export type ActionKind = "vacuum_freeze" | "vacuum" | "vacuum_analyze" | "analyze" | "reindex" | "cluster";
+export type PlannedAction = { 
+/**
+ * Position in the plan (1-based); `run --ids` picks by it.
+ */
+id: number, kind: ActionKind, schema: string, table: string, index: string | null, 
+/**
+ * The statement, identifiers quoted.
+ */
+sql: string, 
+/**
+ * The lock it takes on the table.
+ */
+lock: string, 
+/**
+ * The facts that call for it, one sentence each.
+ */
+evidence: Array<string>, 
+/**
+ * An estimate from the relation sizes, not a promise.
+ */
+estimated_seconds: number, 
+/**
+ * The statement_timeout it runs under.
+ */
+statement_timeout_seconds: number, 
+/**
+ * Bytes of the relations it works on.
+ */
+bytes: number, 
+/**
+ * Bloat figure behind a REINDEX (measured) or seen on the table.
+ */
+bloat: BloatFigure | null, };
+export type PlanRequest = { 
+/**
+ * CLUSTER this table (name or schema.name) ...
+ */
+cluster_table: string | null, 
+/**
+ * ... on this index.
+ */
+cluster_index: string | null, 
+/**
+ * Measure the tables with actions exactly (pgstattuple) instead of estimating only.
+ */
+measure: boolean, };
+export type TableEntry = { stats: TableStats, estimate: BloatFigure, measured: BloatFigure | null, 
+/**
+ * Left out of the plan for being under the minimum size.
+ */
+below_minimum: boolean, };
+export type IndexEntry = { stats: IndexStats, estimate: BloatFigure, measured: BloatFigure | null, };
+export type MaintenancePlan = { project: string, generated_at: string, config: MaintenanceConfig, actions: Array<PlannedAction>, tables: Array<TableEntry>, indexes: Array<IndexEntry>, autovacuum_freeze_max_age: number, pgstattuple_installed: boolean, 
+/**
+ * Things the DBA should know (an unconfirmed bloat estimate, a missing extension...).
+ */
+notes: Array<string>, };
+export type RunMode = "approve" | "automatic";
+export type ActionOutcome = "succeeded" | "failed" | "cancelled";
+export type ActionRun = { action_id: number, kind: ActionKind, schema: string, table: string, index: string | null, sql: string, outcome: ActionOutcome, 
+/**
+ * Why it failed or was cancelled.
+ */
+reason: string | null, 
+/**
+ * The impact guard stopped it.
+ */
+guard_tripped: boolean, 
+/**
+ * Unix milliseconds.
+ */
+started_at: number, duration_ms: number, dead_before: number | null, dead_after: number | null, 
+/**
+ * Bytes of the table (with TOAST and indexes), or of the index for a REINDEX.
+ */
+size_before: number | null, size_after: number | null, };
+export type RunReport = { project: string, run_id: string, mode: RunMode, 
+/**
+ * Time of day the window was judged by, and in which zone.
+ */
+local_time: string, time_zone: string, inside_window: boolean, runs: Array<ActionRun>, 
+/**
+ * Why the run stopped before the end of its list (window closed, guard, cancel).
+ */
+stopped: string | null, };
+export type RunRequest = { mode: RunMode, 
+/**
+ * Plan ids to run (approve mode).
+ */
+ids: Array<number>, 
+/**
+ * Every planned action (approve mode).
+ */
+all: boolean, 
+/**
+ * How to build the plan the ids refer to.
+ */
+plan: PlanRequest, };
+export type RunningMaintenance = { pid: number, 
+/**
+ * vacuum, create_index or cluster.
+ */
+kind: string, relation: string | null, phase: string | null, percent: number | null, backend_type: string | null, application: string | null, };
+export type MaintenanceProgress = { action_id: number, kind: ActionKind, 
+/**
+ * The table or index worked on.
+ */
+target: string, 
+/**
+ * PostgreSQL's phase name ("scanning heap", "building index"...), when it reports one.
+ */
+phase: string | null, 
+/**
+ * Bytes of the table scanned so far (or blocks done for an index build).
+ */
+bytes_done: number, elapsed_ms: number, };
+export type MaintenanceRecord = { id: number, run_id: string, mode: string, kind: string, schema: string, table: string, index: string | null, sql: string, outcome: string, reason: string | null, guard_tripped: boolean, started_at: number, duration_ms: number, dead_before: number | null, dead_after: number | null, size_before: number | null, size_after: number | null, };
+export type MaintenanceHistory = { records: Array<MaintenanceRecord>, 
+/**
+ * Runs of the last 30 days.
+ */
+total: number, succeeded: number, failed: number, cancelled: number, 
+/**
+ * `None` when nothing ran in the last 30 days.
+ */
+success_rate_percent: number | null, target_percent: number, meets_target: boolean | null, };
+export type AutovacuumAdvice = { schema: string, table: string, rows: number, 
+/**
+ * `name=value` pairs suggested.
+ */
+settings: Array<string>, reason: string, sql: string, };
+export type AutovacuumWorker = { pid: number, database: string | null, relation: string | null, phase: string | null, 
+/**
+ * heap_blks_scanned / heap_blks_total, percent.
+ */
+percent_scanned: number | null, running_seconds: number | null, query: string | null, };
+export type AutovacuumReport = { advice: Array<AutovacuumAdvice>, workers: Array<AutovacuumWorker>, max_workers: number, };
+export type MaintenanceStatus = { project: string, window: MaintenanceWindow, time_zone: string, local_time: string, inside_window: boolean, pgstattuple_installed: boolean, 
+/**
+ * VACUUM, CREATE INDEX / REINDEX and CLUSTER running on the server now.
+ */
+running: Array<RunningMaintenance>, autovacuum: AutovacuumReport, last_run: MaintenanceRecord | null, success_rate_percent: number | null, target_percent: number, };
+export type IndexFindingKind = "unused" | "duplicate" | "redundant" | "invalid";
+export type IndexFinding = { kind: IndexFindingKind, schema: string, table: string, index: string, bytes: number, scans: number, 
+/**
+ * The other index (for duplicate and redundant).
+ */
+other: string | null, detail: string, 
+/**
+ * What to do about it.
+ */
+sql: string, };
+export type MissingIndex = { schema: string, table: string, column: string, seq_scan: number, avg_rows_per_seq_scan: number, sql: string, 
+/**
+ * Checked with hypopg.
+ */
+validated: boolean, note: string, };
+export type IndexReport = { project: string, findings: Array<IndexFinding>, missing: Array<MissingIndex>, 
+/**
+ * Indexes looked at.
+ */
+indexes: Array<IndexStats>, stats_reset: string | null, };
 export type Workload = "web" | "oltp" | "dw" | "desktop" | "mixed";
 export type StorageKind = "ssd" | "hdd" | "san" | "nvme";
 export type OsKind = "linux" | "windows" | "mac";

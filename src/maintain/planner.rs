@@ -1,0 +1,698 @@
+//! The planner: which maintenance each table and index needs, and why.
+//!
+//! Pure: it takes the statistics, the bloat figures (estimated and, where read, measured) and
+//! the thresholds, and returns actions. Tables under the minimum size are left alone unless
+//! their transaction id age nears `autovacuum_freeze_max_age`, which puts a VACUUM (FREEZE)
+//! first. A REINDEX is only proposed on a measured figure; CLUSTER only when asked for.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use super::bloat::{BloatCaveat, BloatFigure};
+use super::stats::{IndexStats, TableStats};
+use super::MaintenanceConfig;
+use crate::error::{Error, Result};
+use crate::ident::quote_ident;
+
+/// What an action does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    VacuumFreeze,
+    Vacuum,
+    VacuumAnalyze,
+    Analyze,
+    Reindex,
+    Cluster,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::VacuumFreeze => "vacuum_freeze",
+            ActionKind::Vacuum => "vacuum",
+            ActionKind::VacuumAnalyze => "vacuum_analyze",
+            ActionKind::Analyze => "analyze",
+            ActionKind::Reindex => "reindex",
+            ActionKind::Cluster => "cluster",
+        }
+    }
+
+    /// The heaviest lock the statement takes on its table.
+    pub fn lock(self) -> &'static str {
+        match self {
+            ActionKind::Cluster => "AccessExclusiveLock",
+            _ => "ShareUpdateExclusiveLock",
+        }
+    }
+
+    fn order(self) -> u8 {
+        match self {
+            ActionKind::VacuumFreeze => 0,
+            ActionKind::Vacuum | ActionKind::VacuumAnalyze => 1,
+            ActionKind::Analyze => 2,
+            ActionKind::Reindex => 3,
+            ActionKind::Cluster => 4,
+        }
+    }
+}
+
+/// One proposed statement.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct PlannedAction {
+    /// Position in the plan (1-based); `run --ids` picks by it.
+    pub id: u32,
+    pub kind: ActionKind,
+    pub schema: String,
+    pub table: String,
+    pub index: Option<String>,
+    /// The statement, identifiers quoted.
+    pub sql: String,
+    /// The lock it takes on the table.
+    pub lock: String,
+    /// The facts that call for it, one sentence each.
+    pub evidence: Vec<String>,
+    /// An estimate from the relation sizes, not a promise.
+    pub estimated_seconds: f64,
+    /// The statement_timeout it runs under.
+    pub statement_timeout_seconds: f64,
+    /// Bytes of the relations it works on.
+    #[ts(type = "number")]
+    pub bytes: i64,
+    /// Bloat figure behind a REINDEX (measured) or seen on the table.
+    pub bloat: Option<BloatFigure>,
+}
+
+impl PlannedAction {
+    /// The table's name quoted for SQL.
+    pub fn qualified_table(&self) -> Result<String> {
+        Ok(format!(
+            "{}.{}",
+            quote_ident(&self.schema)?,
+            quote_ident(&self.table)?
+        ))
+    }
+
+    /// The index's name quoted for SQL, when the action is about one.
+    pub fn qualified_index(&self) -> Result<Option<String>> {
+        self.index
+            .as_deref()
+            .map(|i| {
+                Ok(format!(
+                    "{}.{}",
+                    quote_ident(&self.schema)?,
+                    quote_ident(i)?
+                ))
+            })
+            .transpose()
+    }
+}
+
+/// What the DBA asks of the planner beyond the thresholds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
+#[serde(default)]
+pub struct PlanRequest {
+    /// CLUSTER this table (name or schema.name) ...
+    pub cluster_table: Option<String>,
+    /// ... on this index.
+    pub cluster_index: Option<String>,
+    /// Measure the tables with actions exactly (pgstattuple) instead of estimating only.
+    pub measure: bool,
+}
+
+/// A table with its bloat figures.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct TableEntry {
+    pub stats: TableStats,
+    pub estimate: BloatFigure,
+    pub measured: Option<BloatFigure>,
+    /// Left out of the plan for being under the minimum size.
+    pub below_minimum: bool,
+}
+
+/// An index with its bloat figures.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct IndexEntry {
+    pub stats: IndexStats,
+    pub estimate: BloatFigure,
+    pub measured: Option<BloatFigure>,
+}
+
+/// The plan and what it was built from.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct MaintenancePlan {
+    pub project: String,
+    pub generated_at: String,
+    pub config: MaintenanceConfig,
+    pub actions: Vec<PlannedAction>,
+    pub tables: Vec<TableEntry>,
+    pub indexes: Vec<IndexEntry>,
+    #[ts(type = "number")]
+    pub autovacuum_freeze_max_age: i64,
+    pub pgstattuple_installed: bool,
+    /// Things the DBA should know (an unconfirmed bloat estimate, a missing extension...).
+    pub notes: Vec<String>,
+}
+
+// Throughput assumptions behind the duration estimates, bytes per second.
+const VACUUM_RATE: f64 = 150.0 * 1024.0 * 1024.0;
+const ANALYZE_RATE: f64 = 200.0 * 1024.0 * 1024.0;
+/// ANALYZE samples about 300 × default_statistics_target pages at most.
+const ANALYZE_MAX_BYTES: f64 = 30_000.0 * 8192.0;
+const BUILD_RATE: f64 = 60.0 * 1024.0 * 1024.0;
+
+fn estimated_seconds(kind: ActionKind, heap: i64, indexes: i64, index: i64) -> f64 {
+    let s = match kind {
+        ActionKind::VacuumFreeze | ActionKind::Vacuum => (heap + indexes) as f64 / VACUUM_RATE,
+        ActionKind::VacuumAnalyze => {
+            (heap + indexes) as f64 / VACUUM_RATE
+                + (heap as f64).min(ANALYZE_MAX_BYTES) / ANALYZE_RATE
+        }
+        ActionKind::Analyze => (heap as f64).min(ANALYZE_MAX_BYTES) / ANALYZE_RATE,
+        // Reads the table twice (build and validate) and writes the index.
+        ActionKind::Reindex => (2 * heap + index) as f64 / BUILD_RATE,
+        ActionKind::Cluster => 2.0 * (heap + indexes) as f64 / BUILD_RATE,
+    };
+    (s.max(0.1) * 10.0).round() / 10.0
+}
+
+fn percent(part: f64, whole: f64) -> f64 {
+    if whole <= 0.0 {
+        0.0
+    } else {
+        part / whole * 100.0
+    }
+}
+
+fn pct(v: f64) -> String {
+    format!("{v:.1} %")
+}
+
+/// Whether a table is below the minimum size the planner bothers with.
+pub fn below_minimum(t: &TableStats, cfg: &MaintenanceConfig) -> bool {
+    (t.live_tuples + t.dead_tuples) < cfg.min_rows || t.heap_bytes < cfg.min_bytes
+}
+
+/// Indexes worth measuring before a REINDEX can be proposed: valid B-trees of a useful size
+/// whose estimate reaches the threshold; with `explicit` (the DBA asked for measurements) also
+/// those whose estimate is useless (partial, expression, missing statistics). A deduplicated
+/// B-tree under the threshold is not measured: there the estimate only overstates.
+pub fn worth_measuring(i: &IndexEntry, cfg: &MaintenanceConfig, explicit: bool) -> bool {
+    i.stats.valid
+        && i.stats.method == "btree"
+        && i.stats.bytes >= cfg.min_bytes
+        && (i.estimate.bloat_percent >= cfg.reindex_threshold_percent
+            || (explicit
+                && i.estimate.caveats.iter().any(|c| {
+                    matches!(
+                        c,
+                        BloatCaveat::PartialIndex
+                            | BloatCaveat::ExpressionIndex
+                            | BloatCaveat::MissingStatistics
+                    )
+                })))
+}
+
+/// Build the plan's actions (ids assigned in order) and notes.
+pub fn plan_actions(
+    tables: &[TableEntry],
+    indexes: &[IndexEntry],
+    freeze_max_age: i64,
+    pgstattuple: bool,
+    cfg: &MaintenanceConfig,
+    req: &PlanRequest,
+) -> Result<(Vec<PlannedAction>, Vec<String>)> {
+    let mut actions = Vec::new();
+    let mut notes = Vec::new();
+    let by_oid: HashMap<i64, &TableEntry> = tables.iter().map(|t| (t.stats.oid, t)).collect();
+    let timeout = |est: f64| (est * 10.0).max(cfg.min_statement_timeout_seconds);
+
+    for t in tables {
+        let s = &t.stats;
+        let qt = format!("{}.{}", quote_ident(&s.schema)?, quote_ident(&s.name)?);
+        let mut evidence = Vec::new();
+        let freeze_limit = (freeze_max_age as f64 * cfg.freeze_age_fraction) as i64;
+        let freeze = freeze_max_age > 0 && s.xid_age > freeze_limit;
+        if freeze {
+            evidence.push(format!(
+                "Transaction id age {} is past {:.0} % of autovacuum_freeze_max_age ({}).",
+                s.xid_age,
+                cfg.freeze_age_fraction * 100.0,
+                freeze_max_age
+            ));
+        }
+        if t.below_minimum && !freeze {
+            continue;
+        }
+        let total = (s.live_tuples + s.dead_tuples) as f64;
+        let dead_pct = percent(s.dead_tuples as f64, total);
+        let vacuum = !t.below_minimum && dead_pct >= cfg.vacuum_threshold_percent;
+        if vacuum {
+            evidence.push(format!(
+                "{} dead of {} tuples ({}), threshold {}.",
+                s.dead_tuples,
+                total as i64,
+                pct(dead_pct),
+                pct(cfg.vacuum_threshold_percent)
+            ));
+            if let Some(m) = &t.measured {
+                evidence.push(format!(
+                    "Measured with {}: {} dead tuples, {} of the table unused.",
+                    if m.source == super::bloat::FigureSource::MeasuredApprox {
+                        "pgstattuple_approx"
+                    } else {
+                        "pgstattuple"
+                    },
+                    pct(m.dead_percent.unwrap_or(0.0)),
+                    pct(m.bloat_percent)
+                ));
+            }
+        }
+        let never_analyzed = s.last_analyze.is_none() && s.last_autoanalyze.is_none();
+        let base = if s.reltuples > 0.0 {
+            s.reltuples
+        } else {
+            s.live_tuples as f64
+        };
+        let mod_pct = percent(s.mod_since_analyze as f64, base);
+        let analyze = !t.below_minimum
+            && s.mod_since_analyze > 0
+            && (never_analyzed || mod_pct >= cfg.analyze_threshold_percent);
+        if analyze {
+            evidence.push(if never_analyzed {
+                format!(
+                    "Never analyzed; {} rows changed since it was created: the planner has no statistics.",
+                    s.mod_since_analyze
+                )
+            } else {
+                format!(
+                    "{} rows changed since the last ANALYZE ({} of {} rows), threshold {}.",
+                    s.mod_since_analyze,
+                    pct(mod_pct),
+                    base as i64,
+                    pct(cfg.analyze_threshold_percent)
+                )
+            });
+        }
+        let (kind, sql) = match (freeze, vacuum, analyze) {
+            (true, _, true) => (
+                ActionKind::VacuumFreeze,
+                format!("VACUUM (FREEZE, ANALYZE) {qt}"),
+            ),
+            (true, _, false) => (ActionKind::VacuumFreeze, format!("VACUUM (FREEZE) {qt}")),
+            (false, true, true) => (ActionKind::VacuumAnalyze, format!("VACUUM (ANALYZE) {qt}")),
+            (false, true, false) => (ActionKind::Vacuum, format!("VACUUM {qt}")),
+            (false, false, true) => (ActionKind::Analyze, format!("ANALYZE {qt}")),
+            (false, false, false) => continue,
+        };
+        let est = estimated_seconds(kind, s.heap_bytes + s.toast_bytes, s.index_bytes, 0);
+        actions.push(PlannedAction {
+            id: 0,
+            kind,
+            schema: s.schema.clone(),
+            table: s.name.clone(),
+            index: None,
+            sql,
+            lock: kind.lock().into(),
+            evidence,
+            estimated_seconds: est,
+            statement_timeout_seconds: timeout(est),
+            bytes: s.heap_bytes + s.toast_bytes + s.index_bytes,
+            bloat: Some(t.measured.clone().unwrap_or_else(|| t.estimate.clone())),
+        });
+    }
+
+    for i in indexes {
+        let s = &i.stats;
+        let Some(t) = by_oid.get(&s.table_oid) else {
+            continue;
+        };
+        let over = i.estimate.bloat_percent >= cfg.reindex_threshold_percent;
+        match &i.measured {
+            Some(m) if m.bloat_percent >= cfg.reindex_threshold_percent => {
+                let qi = format!("{}.{}", quote_ident(&s.schema)?, quote_ident(&s.name)?);
+                let est = estimated_seconds(ActionKind::Reindex, t.stats.heap_bytes, 0, s.bytes);
+                let mut evidence = vec![format!(
+                    "pgstatindex measured {} bloat ({} of {} bytes), threshold {}.",
+                    pct(m.bloat_percent),
+                    m.bloat_bytes,
+                    m.actual_bytes,
+                    pct(cfg.reindex_threshold_percent)
+                )];
+                evidence.push(format!(
+                    "The statistics-based estimate said {}{}.",
+                    pct(i.estimate.bloat_percent),
+                    if i.estimate.reliable() {
+                        String::new()
+                    } else {
+                        format!(" (unreliable: {:?})", i.estimate.caveats)
+                    }
+                ));
+                actions.push(PlannedAction {
+                    id: 0,
+                    kind: ActionKind::Reindex,
+                    schema: s.schema.clone(),
+                    table: s.table.clone(),
+                    index: Some(s.name.clone()),
+                    sql: format!("REINDEX INDEX CONCURRENTLY {qi}"),
+                    lock: ActionKind::Reindex.lock().into(),
+                    evidence,
+                    estimated_seconds: est,
+                    statement_timeout_seconds: timeout(est),
+                    bytes: s.bytes,
+                    bloat: Some(m.clone()),
+                });
+            }
+            Some(_) => {}
+            None if over && s.bytes >= cfg.min_bytes && s.valid => notes.push(format!(
+                "Index {}.{} is estimated {} bloated{}; {} before a REINDEX is proposed.",
+                s.schema,
+                s.name,
+                pct(i.estimate.bloat_percent),
+                if i.estimate.reliable() {
+                    ""
+                } else {
+                    " (estimate unreliable)"
+                },
+                if pgstattuple {
+                    "it was not measured"
+                } else {
+                    "install pgstattuple (CREATE EXTENSION pgstattuple) so it can be measured"
+                }
+            )),
+            None => {}
+        }
+    }
+
+    if req.cluster_table.is_some() || req.cluster_index.is_some() {
+        let (Some(table), Some(index)) = (&req.cluster_table, &req.cluster_index) else {
+            return Err(Error::invalid_input(
+                "CLUSTER needs both a table and the index to order it by.",
+            ));
+        };
+        let t = find_table(tables, table)?;
+        let s = &t.stats;
+        let idx = indexes
+            .iter()
+            .find(|i| i.stats.table_oid == s.oid && i.stats.name == *index)
+            .ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "Table {}.{} has no index named \"{index}\".",
+                    s.schema, s.name
+                ))
+            })?;
+        if !idx.stats.valid || idx.stats.partial || idx.stats.method != "btree" {
+            return Err(Error::invalid_input(format!(
+                "CLUSTER needs a valid, non-partial B-tree index; \"{index}\" is not one."
+            )));
+        }
+        let est = estimated_seconds(
+            ActionKind::Cluster,
+            s.heap_bytes + s.toast_bytes,
+            s.index_bytes,
+            0,
+        );
+        actions.push(PlannedAction {
+            id: 0,
+            kind: ActionKind::Cluster,
+            schema: s.schema.clone(),
+            table: s.name.clone(),
+            index: Some(index.clone()),
+            sql: format!(
+                "CLUSTER {}.{} USING {}",
+                quote_ident(&s.schema)?,
+                quote_ident(&s.name)?,
+                quote_ident(index)?
+            ),
+            lock: ActionKind::Cluster.lock().into(),
+            evidence: vec![format!(
+                "Requested: rewrite the table in the order of {index}. Nobody can read or write the table while it runs."
+            )],
+            estimated_seconds: est,
+            statement_timeout_seconds: timeout(est),
+            bytes: s.heap_bytes + s.toast_bytes + s.index_bytes,
+            bloat: Some(t.measured.clone().unwrap_or_else(|| t.estimate.clone())),
+        });
+    }
+
+    actions.sort_by(|a, b| {
+        (a.kind.order(), &a.schema, &a.table, &a.index).cmp(&(
+            b.kind.order(),
+            &b.schema,
+            &b.table,
+            &b.index,
+        ))
+    });
+    for (n, a) in actions.iter_mut().enumerate() {
+        a.id = n as u32 + 1;
+    }
+    Ok((actions, notes))
+}
+
+/// The actions a run takes: all of them, or those with the given ids (in the order given);
+/// an unknown id is an error, so nothing runs that the DBA did not pick.
+pub fn select(actions: &[PlannedAction], all: bool, ids: &[u32]) -> Result<Vec<PlannedAction>> {
+    if all {
+        return Ok(actions.to_vec());
+    }
+    let mut v: Vec<PlannedAction> = Vec::new();
+    for id in ids {
+        let a = actions.iter().find(|a| a.id == *id).ok_or_else(|| {
+            Error::invalid_input(format!(
+                "The plan has no action {id} now (it has {}); show the plan again.",
+                actions.len()
+            ))
+        })?;
+        if !v.iter().any(|x| x.id == *id) {
+            v.push(a.clone());
+        }
+    }
+    Ok(v)
+}
+
+/// A table by `name` or `schema.name`; an error when none or several match.
+pub fn find_table<'a>(tables: &'a [TableEntry], spec: &str) -> Result<&'a TableEntry> {
+    let exact: Vec<_> = tables
+        .iter()
+        .filter(|t| format!("{}.{}", t.stats.schema, t.stats.name) == spec)
+        .collect();
+    let found: Vec<_> = if exact.is_empty() {
+        tables.iter().filter(|t| t.stats.name == spec).collect()
+    } else {
+        exact
+    };
+    match found.as_slice() {
+        [t] => Ok(t),
+        [] => Err(Error::invalid_input(format!("No table named \"{spec}\"."))),
+        _ => Err(Error::invalid_input(format!(
+            "Several tables are named \"{spec}\"; write it as schema.table."
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maintain::bloat::{estimate_table, FigureSource};
+
+    fn entry(
+        name: &str,
+        live: i64,
+        dead: i64,
+        modified: i64,
+        heap: i64,
+        analyzed: bool,
+    ) -> TableEntry {
+        let stats = TableStats {
+            oid: name.len() as i64,
+            schema: "public".into(),
+            name: name.into(),
+            live_tuples: live,
+            dead_tuples: dead,
+            mod_since_analyze: modified,
+            reltuples: if analyzed { live as f64 } else { -1.0 },
+            relpages: heap / 8192,
+            seq_scan: 0,
+            seq_tup_read: 0,
+            idx_scan: 0,
+            last_vacuum: None,
+            last_autovacuum: None,
+            last_analyze: analyzed.then(|| "2026-01-01T00:00:00Z".into()),
+            last_autoanalyze: None,
+            heap_bytes: heap,
+            toast_bytes: 0,
+            index_bytes: 0,
+            xid_age: 100,
+            fillfactor: 100.0,
+            options: vec![],
+            columns: 2,
+            columns_with_stats: 2,
+            data_width: 40.0,
+            has_nulls: false,
+        };
+        let cfg = MaintenanceConfig::default();
+        TableEntry {
+            estimate: estimate_table(&stats, 8192),
+            below_minimum: below_minimum(&stats, &cfg),
+            measured: None,
+            stats,
+        }
+    }
+
+    fn plan(tables: &[TableEntry]) -> Vec<PlannedAction> {
+        plan_actions(
+            tables,
+            &[],
+            200_000_000,
+            false,
+            &MaintenanceConfig::default(),
+            &PlanRequest::default(),
+        )
+        .unwrap()
+        .0
+    }
+
+    #[test]
+    fn thresholds_pick_the_statement() {
+        const MB: i64 = 1024 * 1024;
+        let a = plan(&[
+            entry("dead", 70_000, 30_000, 0, 10 * MB, true),
+            entry("fine", 90_000, 10_000, 1000, 10 * MB, true),
+            entry("fresh", 50_000, 0, 50_000, 10 * MB, false),
+            entry("both", 50_000, 50_000, 20_000, 10 * MB, true),
+        ]);
+        let kinds: Vec<_> = a.iter().map(|a| (a.table.as_str(), a.kind)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("both", ActionKind::VacuumAnalyze),
+                ("dead", ActionKind::Vacuum),
+                ("fresh", ActionKind::Analyze)
+            ]
+        );
+        assert_eq!(a[1].sql, "VACUUM \"public\".\"dead\"");
+        assert_eq!(a[1].lock, "ShareUpdateExclusiveLock");
+        assert!(a[1].evidence[0].contains("30.0 %"), "{:?}", a[1].evidence);
+        assert_eq!(a.iter().map(|a| a.id).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let picked = select(&a, false, &[3, 1, 3]).unwrap();
+        assert_eq!(picked.iter().map(|a| a.id).collect::<Vec<_>>(), vec![3, 1]);
+        assert_eq!(select(&a, true, &[]).unwrap().len(), 3);
+        assert!(select(&a, false, &[4]).is_err());
+        assert!(a.iter().all(|a| a.statement_timeout_seconds >= 300.0));
+    }
+
+    #[test]
+    fn small_tables_are_left_alone_unless_wraparound_nears() {
+        let mut tiny = entry("tiny", 500, 400, 500, 64 * 1024, true);
+        assert!(plan(std::slice::from_ref(&tiny)).is_empty());
+        tiny.stats.xid_age = 170_000_000;
+        let a = plan(&[tiny]);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].kind, ActionKind::VacuumFreeze);
+        assert_eq!(a[0].sql, "VACUUM (FREEZE) \"public\".\"tiny\"");
+    }
+
+    #[test]
+    fn freeze_comes_first_and_odd_names_are_quoted() {
+        const MB: i64 = 1024 * 1024;
+        let mut old = entry("zz", 100_000, 0, 0, 10 * MB, true);
+        old.stats.xid_age = 190_000_000;
+        let odd = entry("Ärger's \"T\"", 70_000, 30_000, 0, 10 * MB, true);
+        let a = plan(&[odd, old]);
+        assert_eq!(a[0].table, "zz");
+        assert_eq!(a[1].sql, "VACUUM \"public\".\"Ärger's \"\"T\"\"\"");
+    }
+
+    #[test]
+    fn reindex_only_on_a_measured_figure() {
+        const MB: i64 = 1024 * 1024;
+        let t = entry("t", 100_000, 0, 0, 10 * MB, true);
+        let stats = IndexStats {
+            oid: 99,
+            table_oid: t.stats.oid,
+            schema: "public".into(),
+            table: "t".into(),
+            name: "t_k".into(),
+            method: "btree".into(),
+            scans: 10,
+            bytes: 8 * MB,
+            relpages: 1024,
+            reltuples: 100_000.0,
+            valid: true,
+            unique: false,
+            primary: false,
+            partial: false,
+            expression: false,
+            backs_constraint: false,
+            columns: vec![2],
+            key_columns: 1,
+            definition: String::new(),
+            fillfactor: 90.0,
+            deduplicate_items: true,
+            data_width: 4.0,
+            columns_with_stats: 1,
+            leading_n_distinct: Some(-1.0),
+            signature: String::new(),
+        };
+        let estimate = crate::maintain::bloat::estimate_index(&stats, 8192, 150000);
+        assert!(estimate.bloat_percent > 30.0);
+        let mut ix = IndexEntry {
+            stats,
+            estimate,
+            measured: None,
+        };
+        let cfg = MaintenanceConfig::default();
+        assert!(worth_measuring(&ix, &cfg, false));
+        let run = |ix: &IndexEntry| {
+            plan_actions(
+                std::slice::from_ref(&t),
+                std::slice::from_ref(ix),
+                200_000_000,
+                true,
+                &cfg,
+                &PlanRequest::default(),
+            )
+            .unwrap()
+        };
+        let (a, notes) = run(&ix);
+        assert!(a.is_empty());
+        assert_eq!(notes.len(), 1);
+        ix.measured = Some(BloatFigure {
+            source: FigureSource::Measured,
+            bloat_percent: 55.0,
+            bloat_bytes: 4 * MB,
+            actual_bytes: 8 * MB,
+            dead_percent: None,
+            caveats: vec![],
+        });
+        let (a, _) = run(&ix);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].sql, "REINDEX INDEX CONCURRENTLY \"public\".\"t_k\"");
+        assert_eq!(a[0].bloat.as_ref().unwrap().source, FigureSource::Measured);
+        // CLUSTER only on request, and never on an index of another table.
+        let req = PlanRequest {
+            cluster_table: Some("t".into()),
+            cluster_index: Some("t_k".into()),
+            measure: false,
+        };
+        let (a, _) = plan_actions(
+            std::slice::from_ref(&t),
+            std::slice::from_ref(&ix),
+            200_000_000,
+            true,
+            &cfg,
+            &req,
+        )
+        .unwrap();
+        let c = a.iter().find(|a| a.kind == ActionKind::Cluster).unwrap();
+        assert_eq!(c.sql, "CLUSTER \"public\".\"t\" USING \"t_k\"");
+        assert_eq!(c.lock, "AccessExclusiveLock");
+        let bad = PlanRequest {
+            cluster_index: Some("nope".into()),
+            ..req
+        };
+        assert!(plan_actions(&[t], &[ix], 200_000_000, true, &cfg, &bad).is_err());
+    }
+}
