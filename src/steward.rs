@@ -521,9 +521,13 @@ impl Steward {
         .inspect_err(|_| conn.discard())?;
         let major = (num / 10000) as u32;
         let settings = tune::bounds::read(&mut conn, &[]).await?;
+        let recent = self.recent_evidence(name).await;
         let (findings, evidence_error) = match tune::advisor::gather(&mut conn, major).await {
-            Ok(ev) => (
-                tune::advisor::advise(&ev, &settings, tune::slow_query_threshold_ms()),
+            Ok(mut ev) => (
+                {
+                    ev.recent = recent;
+                    tune::advisor::advise(&ev, &settings, tune::slow_query_threshold_ms())
+                },
                 None,
             ),
             Err(e) => (vec![], Some(e)),

@@ -191,4 +191,52 @@ impl Steward {
         cfg.save(&dir)?;
         Ok(cfg)
     }
+
+    /// What the monitoring history saw over the last 7 days, for the tuning advisor; `None`
+    /// when the project has no history yet.
+    pub(crate) async fn recent_evidence(&self, name: &str) -> Option<crate::tune::advisor::Recent> {
+        use crate::monitor::{HistoryRange, Metric};
+        let h = self
+            .history_series(
+                name,
+                &[
+                    Metric::CacheHitRatio,
+                    Metric::TempBytesPerS,
+                    Metric::CheckpointsTimedPerS,
+                    Metric::CheckpointsRequestedPerS,
+                    Metric::Connections,
+                ],
+                HistoryRange::Last7d,
+            )
+            .await
+            .ok()?;
+        let mean = |m: Metric, label: &str| {
+            let pts: Vec<f64> = h
+                .series
+                .iter()
+                .filter(|s| s.metric == m && s.label == label)
+                .flat_map(|s| s.points.iter().map(|p| p.value))
+                .collect();
+            (!pts.is_empty()).then(|| pts.iter().sum::<f64>() / pts.len() as f64)
+        };
+        let first = h
+            .series
+            .iter()
+            .flat_map(|s| s.points.first().map(|p| p.t))
+            .min()?;
+        let peak = h
+            .series
+            .iter()
+            .filter(|s| s.metric == Metric::Connections && s.label == "total")
+            .flat_map(|s| s.points.iter().map(|p| p.max))
+            .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
+        Some(crate::tune::advisor::Recent {
+            days: ((h.to - first) as f64 / DAY_MS as f64).min(7.0),
+            cache_hit_ratio: mean(Metric::CacheHitRatio, ""),
+            temp_bytes_per_s: mean(Metric::TempBytesPerS, ""),
+            checkpoints_timed_per_s: mean(Metric::CheckpointsTimedPerS, ""),
+            checkpoints_requested_per_s: mean(Metric::CheckpointsRequestedPerS, ""),
+            peak_connections: peak,
+        })
+    }
 }

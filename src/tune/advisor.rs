@@ -62,6 +62,38 @@ pub struct Evidence {
     pub connections: i64,
     pub max_connections: i64,
     pub stats_reset: Option<String>,
+    /// What pgsteward's own monitoring history saw recently; judged before the lifetime
+    /// counters, which can average away what happens now.
+    pub recent: Option<Recent>,
+}
+
+/// Figures over the last days of the project's monitoring history.
+#[derive(Debug, Clone, Default)]
+pub struct Recent {
+    /// How far back the history reaches, in days (at most the window asked for).
+    pub days: f64,
+    pub cache_hit_ratio: Option<f64>,
+    pub temp_bytes_per_s: Option<f64>,
+    pub checkpoints_timed_per_s: Option<f64>,
+    pub checkpoints_requested_per_s: Option<f64>,
+    /// Highest number of client connections seen.
+    pub peak_connections: Option<f64>,
+}
+
+impl Recent {
+    fn label(&self) -> String {
+        if self.days >= 1.0 {
+            format!(
+                "over the last {:.0} days of pgsteward's monitoring history",
+                self.days
+            )
+        } else {
+            format!(
+                "over the last {:.0} hours of pgsteward's monitoring history",
+                (self.days * 24.0).max(1.0)
+            )
+        }
+    }
 }
 
 /// One piece of advice.
@@ -119,6 +151,7 @@ pub async fn gather(conn: &mut PooledConn, major: u32) -> Result<Evidence> {
         connections: row.get("conns"),
         max_connections: row.get("max_conns"),
         stats_reset: row.get("reset"),
+        recent: None,
     })
 }
 
@@ -194,7 +227,24 @@ pub fn advise(
         .unwrap_or_else(|| " since the statistics were last reset".into());
 
     let blocks = ev.blks_hit + ev.blks_read;
-    if blocks >= CACHE_MIN_BLOCKS {
+    if let Some(ratio) = ev.recent.as_ref().and_then(|r| r.cache_hit_ratio) {
+        if ratio < CACHE_HIT_TARGET {
+            out.push(Finding {
+                setting: Some("shared_buffers"),
+                title: "Cache hit ratio below 90 %",
+                group: Group::Memory,
+                value: None,
+                at_least: true,
+                evidence: format!(
+                    "{:.1} % of block reads were served from shared buffers on average {}.",
+                    ratio * 100.0,
+                    ev.recent.as_ref().map(Recent::label).unwrap_or_default()
+                ),
+                expected_effect: "More reads served from memory, fewer from disk.".into(),
+                confidence: Confidence::High,
+            });
+        }
+    } else if blocks >= CACHE_MIN_BLOCKS {
         let ratio = ev.blks_hit as f64 / blocks as f64;
         if ratio < CACHE_HIT_TARGET {
             out.push(Finding {
@@ -219,6 +269,15 @@ pub fn advise(
             ev.temp_files,
             fmt_kb((ev.temp_bytes / 1024).max(0) as u64)
         );
+        if let Some(r) = &ev.recent {
+            if let Some(rate) = r.temp_bytes_per_s.filter(|v| *v > 0.0) {
+                evidence.push_str(&format!(
+                    " Recently {}/s on average {}.",
+                    fmt_kb((rate / 1024.0) as u64),
+                    r.label()
+                ));
+            }
+        }
         match &ev.spills {
             Some(list) if !list.is_empty() => {
                 evidence.push_str(" Statements that spilled most:");
@@ -258,9 +317,29 @@ pub fn advise(
         });
     }
 
-    if ev.checkpoints_requested >= CHECKPOINT_MIN_REQUESTED
-        && ev.checkpoints_requested > ev.checkpoints_timed
-    {
+    let recent_checkpoints = ev.recent.as_ref().and_then(|r| {
+        let (t, q) = (r.checkpoints_timed_per_s?, r.checkpoints_requested_per_s?);
+        Some((t, q, r.label()))
+    });
+    let lifetime_says = ev.checkpoints_requested >= CHECKPOINT_MIN_REQUESTED
+        && ev.checkpoints_requested > ev.checkpoints_timed;
+    let checkpoint_evidence = match &recent_checkpoints {
+        // Recent history decides when it saw checkpoints at all.
+        Some((t, q, label)) if t + q > 0.0 => (*q > *t).then(|| {
+            format!(
+                "{:.1} requested against {:.1} timed checkpoints per hour {label}: WAL fills max_wal_size before checkpoint_timeout.",
+                q * 3600.0,
+                t * 3600.0
+            )
+        }),
+        _ => lifetime_says.then(|| {
+            format!(
+                "{} requested against {} timed checkpoints{since}: WAL fills max_wal_size before checkpoint_timeout.",
+                ev.checkpoints_requested, ev.checkpoints_timed
+            )
+        }),
+    };
+    if let Some(evidence) = checkpoint_evidence {
         let doubled = match current(settings, "max_wal_size") {
             Some(TuneValue::Kb(kb)) => Some(TuneValue::Kb(kb * 2)),
             _ => None,
@@ -271,28 +350,38 @@ pub fn advise(
             group: Group::Wal,
             value: doubled,
             at_least: true,
-            evidence: format!(
-                "{} requested against {} timed checkpoints{since}: WAL fills max_wal_size before checkpoint_timeout.",
-                ev.checkpoints_requested, ev.checkpoints_timed
-            ),
+            evidence,
             expected_effect: "Fewer, calmer checkpoints and less full-page-write WAL.".into(),
             confidence: Confidence::Medium,
         });
     }
 
-    if ev.max_connections > 0
-        && ev.connections as f64 >= CONNECTIONS_NEAR * ev.max_connections as f64
-    {
+    let peak = ev
+        .recent
+        .as_ref()
+        .and_then(|r| r.peak_connections)
+        .unwrap_or(0.0)
+        .max(ev.connections as f64);
+    if ev.max_connections > 0 && peak >= CONNECTIONS_NEAR * ev.max_connections as f64 {
         out.push(Finding {
             setting: None,
             title: "Connections near max_connections: use a pooler",
             group: Group::Connections,
             value: None,
             at_least: false,
-            evidence: format!(
-                "{} of {} connections are in use.",
-                ev.connections, ev.max_connections
-            ),
+            evidence: match &ev.recent {
+                Some(r) if r.peak_connections.is_some() => format!(
+                    "{} of {} connections are in use now; the peak was {:.0} {}.",
+                    ev.connections,
+                    ev.max_connections,
+                    peak,
+                    r.label()
+                ),
+                _ => format!(
+                    "{} of {} connections are in use.",
+                    ev.connections, ev.max_connections
+                ),
+            },
             expected_effect: "A pooler (PgBouncer in transaction mode, or the application's pool) \
                 serves many clients with few server connections; raising max_connections instead \
                 costs memory per connection."
@@ -485,6 +574,7 @@ mod tests {
             connections: 90,
             max_connections: 100,
             stats_reset: None,
+            recent: None,
         };
         let f = advise(&ev, &defaults(), 250);
         let cache = find(&f, "Cache hit").unwrap();
@@ -507,6 +597,39 @@ mod tests {
         assert_eq!(pool.setting, None);
         assert!(pool.evidence.contains("90 of 100"));
         assert_eq!(find(&f, "slow").unwrap().value, Some(TuneValue::Ms(250)));
+
+        // Recent history outweighs the lifetime counters: a good cache lately means no cache
+        // finding; checkpoints judged per hour lately; the peak of connections counts.
+        let recent = Recent {
+            days: 7.0,
+            cache_hit_ratio: Some(0.995),
+            temp_bytes_per_s: Some(2048.0),
+            checkpoints_timed_per_s: Some(12.0 / 3600.0),
+            checkpoints_requested_per_s: Some(1.0 / 3600.0),
+            peak_connections: Some(97.0),
+        };
+        let f = advise(
+            &Evidence {
+                connections: 10,
+                recent: Some(recent),
+                ..ev.clone()
+            },
+            &defaults(),
+            250,
+        );
+        assert!(find(&f, "Cache hit").is_none());
+        assert!(find(&f, "checkpoints").is_none());
+        let pool = find(&f, "pooler").unwrap();
+        assert!(
+            pool.evidence
+                .contains("the peak was 97 over the last 7 days"),
+            "{}",
+            pool.evidence
+        );
+        assert!(find(&f, "temporary")
+            .unwrap()
+            .evidence
+            .contains("Recently 2kB/s"));
     }
 
     #[test]

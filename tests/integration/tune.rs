@@ -208,6 +208,40 @@ async fn statistics_become_evidence(major: u32) {
 }
 on_each_version!(statistics_become_evidence);
 
+/// The monitoring history outweighs lifetime counters: a cache hit ratio that sank over the last
+/// days shows up as evidence even when the server's totals since the last reset look fine.
+async fn monitoring_history_becomes_evidence(major: u32) {
+    use pgsteward::monitor::history::MetricRow;
+    let pg = Pg::start(major);
+    let home = Home::new();
+    home.add_uri("p", &pg.uri("postgres"));
+    let store = home.st.history_store("p").await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    for i in 1..=30 {
+        store
+            .insert_points(
+                now - i * 60_000,
+                &[MetricRow {
+                    metric: "cache_hit_ratio".into(),
+                    label: String::new(),
+                    value: 0.62,
+                }],
+            )
+            .await
+            .unwrap();
+    }
+    let r = home
+        .st
+        .tune_recommend("p", &input("8GB", 4, "web"))
+        .await
+        .unwrap();
+    let sb = item(&r, "shared_buffers");
+    let ev = sb.evidence.join(" ");
+    assert!(ev.contains("62.0 % of block reads"), "{ev}");
+    assert!(ev.contains("monitoring history"), "{ev}");
+}
+on_each_version!(monitoring_history_becomes_evidence);
+
 async fn apply_reload_and_restart_settings_then_roll_back(major: u32) {
     let pg = Pg::start(major);
     // work_mem already has an entry in postgresql.auto.conf; shared_buffers has none.
