@@ -53,3 +53,33 @@ async fn monitoring_commands_speak_json(major: u32) {
     assert_eq!(v["action"], "cancel");
 }
 on_each_version!(monitoring_commands_speak_json);
+
+/// `top --once` prints one frame: the server line, then the sessions (its own among them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_prints_a_frame() {
+    let pg = Pg::start(15);
+    let home = Home::new();
+    home.add_uri("p", &pg.uri("postgres"));
+    let out = std::process::Command::new(crate::harness::cli())
+        .args(["top", "p", "--once"])
+        .env("PGSTEWARD_HOME", home.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.starts_with("p — PostgreSQL 15."), "{text}");
+    assert!(first.contains("connections of 100"), "{first}");
+    assert!(
+        text.contains("pgsteward"),
+        "its own session is listed: {text}"
+    );
+    assert!(
+        !text.contains("\x1b[2J"),
+        "no screen clearing when not on a terminal"
+    );
+}

@@ -131,6 +131,16 @@ enum Cmd {
     Alerts(watch::AlertsArgs),
     /// Availability of a project's server over 24 h, 7 d and 30 d, from the probes.
     Availability { name: String },
+    /// A live terminal view: server figures, sessions and who blocks whom, redrawn until Ctrl-C.
+    Top {
+        name: String,
+        /// Seconds between frames.
+        #[arg(long, default_value_t = 2)]
+        interval: u64,
+        /// Print one frame and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// The project's backup key: rotate it, export or import a recovery kit.
     #[command(subcommand)]
     Key(upkeep::KeyCmd),
@@ -614,6 +624,11 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Cmd::Metrics(m) => watch::metrics(&st, m).await?,
         Cmd::Alerts(a) => watch::alerts(&st, json, a).await?,
         Cmd::Availability { name } => watch::availability(&st, json, &name).await?,
+        Cmd::Top {
+            name,
+            interval,
+            once,
+        } => watch::top(&st, &name, interval, once).await?,
         Cmd::Maintain(m) => maintain::run(&st, json, m).await?,
         Cmd::Indexes { name } => maintain::indexes(&st, json, &name).await?,
         Cmd::Sandbox(s) => match s {

@@ -175,3 +175,55 @@ pub async fn availability(st: &Steward, json: bool, name: &str) -> Result<(), Er
     });
     Ok(())
 }
+
+/// `pgsteward top`: the dashboard figures, the sessions and the blocking tree, redrawn every
+/// `interval` seconds until Ctrl-C (`--once` prints one frame, for scripts and logs).
+pub async fn top(st: &Steward, name: &str, interval: u64, once: bool) -> Result<(), Error> {
+    use pgsteward::monitor::ActivityFilter;
+    use std::io::{IsTerminal, Write};
+    if interval == 0 {
+        return Err(Error::invalid_input("--interval must be at least 1 second"));
+    }
+    let clear = std::io::stdout().is_terminal() && !once;
+    let filter = ActivityFilter {
+        limit: Some(40),
+        ..ActivityFilter::default()
+    };
+    loop {
+        let snap = st.dashboard_sample(name).await?;
+        let report = st.activity(name, &filter).await?;
+        let tree = st.blocking_tree(name).await?;
+        let mut frame = String::new();
+        if clear {
+            frame.push_str("\x1b[H\x1b[2J");
+        }
+        let c = &snap.connections;
+        frame.push_str(&format!(
+            "{name} — PostgreSQL {} · {} · up {} · {} connections of {} ({} active, {} idle in transaction) · {} tx/s · cache hit {}\n\n",
+            snap.server_version,
+            snap.database,
+            crate::output::human_duration(Some(snap.uptime_seconds)),
+            c.total,
+            c.max_connections,
+            c.active,
+            c.idle_in_transaction,
+            snap.tps.map(|t| format!("{t:.1}")).unwrap_or_else(|| "…".into()),
+            snap.cache_hit_ratio
+                .map(|r| format!("{:.1} %", r * 100.0))
+                .unwrap_or_else(|| "…".into()),
+        ));
+        print!("{frame}");
+        crate::report::print_activity(&report, &tree);
+        if !once {
+            println!("\n(every {interval} s; Ctrl-C quits)");
+        }
+        let _ = std::io::stdout().flush();
+        if once {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(interval)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
