@@ -15,6 +15,7 @@ fn main() {
             "backup_create",
             "backup_restore",
             "backup_verify",
+            "backup_test_recovery",
             "sandbox_start",
             "activity_list",
             "blocking_tree",

@@ -43,6 +43,7 @@ fn main() {
             commands::backup::backup_create,
             commands::backup::backup_restore,
             commands::backup::backup_verify,
+            commands::backup::backup_test_recovery,
             commands::app::sandbox_start,
             commands::monitor::activity_list,
             commands::monitor::blocking_tree,

@@ -115,6 +115,17 @@ fn add_project_see_dashboard_back_up_and_restore() {
 
     // The rows are there, identical.
     assert_eq!(table_checksums(&pg, "app_restored"), before);
+
+    // A recovery test restores it once more, into a throwaway server, and marks it verified.
+    s.click(&s.wait("restore-close", long));
+    s.click(&s.wait("backup-test-recovery", long));
+    let check = s.until("the recovery test's verdict", long, || {
+        s.find_all("backup-check")
+            .first()
+            .map(|c| s.text(c))
+            .filter(|t| t.contains("recovery"))
+    });
+    assert!(check.contains("verified"), "{check}");
 }
 
 /// Names and queries with markup show as text; a root blocker terminated from the Activity

@@ -67,3 +67,17 @@ pub async fn backup_verify(
         .backup_verify(&name, Some(&backup_id), tier, 0.1, events(&app))
         .await
 }
+
+/// Restore a backup into a throwaway server, compare its tables, run amcheck, time it.
+#[tauri::command]
+pub async fn backup_test_recovery(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    name: String,
+    backup_id: String,
+) -> CmdResult<pgsteward::steward::RecoveryReport> {
+    state
+        .steward
+        .backup_test_recovery(&name, Some(&backup_id), events(&app))
+        .await
+}

@@ -22,6 +22,7 @@ import type {
   ProfileInput,
   ProjectInput,
   ProjectSummary,
+  RecoveryReport,
   RestoreReport,
   RestoreTarget,
   SettingChange,
@@ -169,6 +170,11 @@ export function tuneApply(name: string, changes: SettingChange[]): Promise<Apply
 /** Restores the values the latest apply replaced. Callers confirm with the user first. */
 export function tuneRollback(name: string): Promise<ApplyReport> {
   return call<ApplyReport>("tune_rollback", { name });
+}
+
+/** Restores a backup into a throwaway server and compares it with what was backed up. */
+export function backupTestRecovery(name: string, backupId: string): Promise<RecoveryReport> {
+  return call<RecoveryReport>("backup_test_recovery", { name, backupId });
 }
 
 export function sandboxStart(): Promise<ProjectSummary> {
