@@ -480,7 +480,13 @@ impl Steward {
             let device = self.data_directory_device(name).await;
             tune::profile::detect_under(std::path::Path::new("/"), device.as_deref())
         } else {
-            tune::profile::Detected::default()
+            // A remote server: read its hardware through it when the role may read server files.
+            match self.pool(name)?.acquire().await {
+                Ok(mut conn) => tune::server_detect::detect(&mut conn)
+                    .await
+                    .unwrap_or_default(),
+                Err(_) => tune::profile::Detected::default(),
+            }
         };
         let profile = tune::profile::resolve(input, saved.as_ref(), &detected)?;
         if saved.as_ref() != Some(&profile) {

@@ -13,6 +13,7 @@ pub mod chart;
 pub mod pgtune;
 pub mod profile;
 pub mod recommend;
+pub mod server_detect;
 
 use std::io::Write;
 use std::path::Path;

@@ -544,3 +544,30 @@ async fn tune_cli_recommends_applies_and_rolls_back(major: u32) {
     );
 }
 on_each_version!(tune_cli_recommends_applies_and_rolls_back);
+
+/// A remote server's hardware is read through the server when the role may read its files
+/// (here the server runs on this machine, so the figures can be checked against it).
+async fn hardware_is_read_through_the_server_when_allowed(major: u32) {
+    use sqlx::Connection;
+    let pg = Pg::start(major);
+    let mut su = sqlx::PgConnection::connect(&pg.uri("postgres"))
+        .await
+        .unwrap();
+    let d = pgsteward::tune::server_detect::detect(&mut su)
+        .await
+        .expect("a superuser may read server files");
+    let here = pgsteward::tune::profile::detect_local();
+    assert_eq!(d.ram_kb, here.ram_kb);
+    assert!(d.cpus.is_some_and(|n| n >= 1), "{d:?}");
+
+    pg.sql(
+        "postgres",
+        "CREATE ROLE plain LOGIN PASSWORD 'plain-pass-1'",
+    );
+    let uri = pg.cluster.uri("plain", "plain-pass-1", "postgres");
+    let mut plain = sqlx::PgConnection::connect(&uri).await.unwrap();
+    assert!(pgsteward::tune::server_detect::detect(&mut plain)
+        .await
+        .is_none());
+}
+on_each_version!(hardware_is_read_through_the_server_when_allowed);
