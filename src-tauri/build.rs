@@ -16,6 +16,8 @@ fn main() {
             "backup_restore",
             "backup_verify",
             "backup_test_recovery",
+            "key_export_kit",
+            "key_kit_exported",
             "sandbox_start",
             "activity_list",
             "blocking_tree",

@@ -44,6 +44,8 @@ fn main() {
             commands::backup::backup_restore,
             commands::backup::backup_verify,
             commands::backup::backup_test_recovery,
+            commands::backup::key_export_kit,
+            commands::backup::key_kit_exported,
             commands::app::sandbox_start,
             commands::monitor::activity_list,
             commands::monitor::blocking_tree,

@@ -290,7 +290,24 @@ impl Steward {
     pub fn key_export_kit(&self, name: &str, passphrase: &str) -> Result<RecoveryKit> {
         self.store.get(name)?;
         let kek = self.settled_backup_key(name)?;
-        kit::export(&kek, name, name, passphrase)
+        let kit = kit::export(&kek, name, name, passphrase)?;
+        // Remember which key has a kit, so the app can stop asking (a rotation asks again).
+        let dir = self.store.project_dir(name)?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating the project folder", e))?;
+        std::fs::write(dir.join("kit-exported"), &kit.key_id)
+            .map_err(|e| Error::io("noting the exported kit", e))?;
+        Ok(kit)
+    }
+
+    /// True when a recovery kit was exported for the project's current backup key.
+    pub fn key_kit_exported(&self, name: &str) -> Result<bool> {
+        self.store.get(name)?;
+        let Some(kek) = self.secrets.key(name, SecretKind::BackupKey)? else {
+            return Ok(false);
+        };
+        let noted = std::fs::read_to_string(self.store.project_dir(name)?.join("kit-exported"))
+            .unwrap_or_default();
+        Ok(noted.trim() == crate::backup::crypto::key_id(&kek))
     }
 
     /// Put the key from a recovery kit into the keyring. Replacing a different key that still

@@ -97,6 +97,26 @@ fn add_project_see_dashboard_back_up_and_restore() {
     });
     s.keep_screenshot("dashboard");
 
+    // The app asks for a recovery kit until one is exported for the project's key.
+    s.wait("kit-notice", long);
+    s.click(&s.wait("kit-open", long));
+    s.type_text(
+        &s.wait("kit-passphrase", long),
+        "correct horse battery staple",
+    );
+    s.type_text(
+        &s.wait("kit-passphrase-again", long),
+        "correct horse battery staple",
+    );
+    s.click(&s.wait("kit-create", long));
+    let kit = s.text(&s.wait("kit-text", long));
+    assert!(kit.contains("pgsteward-recovery-kit-v1"), "{kit}");
+    assert!(!kit.contains("correct horse"));
+    s.click(&s.wait("kit-done", long));
+    s.until("the notice to go", long, || {
+        s.find_all("kit-notice").is_empty().then_some(())
+    });
+
     // Back up with one click and see it listed.
     s.click(&s.wait("tab-backups", long));
     s.click(&s.wait("backup-now", long));

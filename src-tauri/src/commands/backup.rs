@@ -81,3 +81,28 @@ pub async fn backup_test_recovery(
         .backup_test_recovery(&name, Some(&backup_id), events(&app))
         .await
 }
+
+/// The project's backup key sealed under `passphrase` (Argon2id + AES-GCM), as the kit file's
+/// text for the user to keep elsewhere. The text holds no secret in the clear.
+#[tauri::command]
+pub async fn key_export_kit(
+    state: State<'_, AppState>,
+    name: String,
+    passphrase: String,
+) -> CmdResult<String> {
+    let steward = state.steward.clone();
+    let passphrase = zeroize::Zeroizing::new(passphrase);
+    // Argon2id takes a moment: keep it off the async workers.
+    tauri::async_runtime::spawn_blocking(move || {
+        let kit = steward.key_export_kit(&name, &passphrase)?;
+        Ok(serde_json::to_string_pretty(&kit).expect("serializable"))
+    })
+    .await
+    .map_err(|e| pgsteward::Error::internal(format!("kit task: {e}")))?
+}
+
+/// Whether a recovery kit exists for the project's current backup key.
+#[tauri::command]
+pub fn key_kit_exported(state: State<'_, AppState>, name: String) -> CmdResult<bool> {
+    state.steward.key_kit_exported(&name)
+}

@@ -177,6 +177,16 @@ export function backupTestRecovery(name: string, backupId: string): Promise<Reco
   return call<RecoveryReport>("backup_test_recovery", { name, backupId });
 }
 
+/** The recovery kit's text: the backup key sealed under `passphrase`. */
+export function keyExportKit(name: string, passphrase: string): Promise<string> {
+  return call<string>("key_export_kit", { name, passphrase });
+}
+
+/** Whether a recovery kit was exported for the project's current backup key. */
+export function keyKitExported(name: string): Promise<boolean> {
+  return call<boolean>("key_kit_exported", { name });
+}
+
 export function sandboxStart(): Promise<ProjectSummary> {
   return call<ProjectSummary>("sandbox_start");
 }
