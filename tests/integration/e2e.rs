@@ -525,7 +525,12 @@ fn history_lists_a_slow_statement_and_charts_the_last_15_minutes() {
     });
     assert!(day.contains("100.0 %"), "{day}");
     assert_eq!(s.find_all("alert-rule").len(), 6);
-    s.wait("alerts-none", LONG);
+    // The slow statements above may well have made the latency or slow-query rule fire (the
+    // rules themselves are tested against real servers elsewhere); either way the section says.
+    s.until("the firing section", LONG, || {
+        (!s.find_all("alerts-none").is_empty() || !s.find_all("alert-firing").is_empty())
+            .then_some(())
+    });
 }
 
 fn urlencode(s: &str) -> String {
