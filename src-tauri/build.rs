@@ -40,6 +40,11 @@ fn main() {
             "alerts_report",
             "alerts_configure",
             "availability_report",
+            "maintain_plan",
+            "maintain_run",
+            "maintain_history",
+            "maintain_status",
+            "index_report",
         ]),
     ))
     .expect("tauri build script");

@@ -28,6 +28,7 @@ fn main() {
             state.set_on_sample(alerts::notifier(app.handle().clone()));
             state.resume_sandbox();
             app.manage(state);
+            app.manage(commands::maintain::ShownPlans::default());
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -68,6 +69,11 @@ fn main() {
             commands::history::alerts_report,
             commands::history::alerts_configure,
             commands::history::availability_report,
+            commands::maintain::maintain_plan,
+            commands::maintain::maintain_run,
+            commands::maintain::maintain_history,
+            commands::maintain::maintain_status,
+            commands::maintain::index_report,
         ])
         .run(tauri::generate_context!())
         .expect("error while running pgsteward");

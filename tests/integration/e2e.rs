@@ -533,6 +533,95 @@ fn history_lists_a_slow_statement_and_charts_the_last_15_minutes() {
     });
 }
 
+/// A table with many dead rows: the plan offers VACUUM; ticking it alone and confirming runs it,
+/// the history shows the run succeeded, and the dead tuples are gone.
+#[test]
+fn maintenance_runs_the_approved_vacuum_and_records_it() {
+    let pg = Pg::start(15);
+    pg.sql(
+        "postgres",
+        "CREATE TABLE bloated (id int PRIMARY KEY, pad text) WITH (autovacuum_enabled = off)",
+    );
+    pg.sql(
+        "postgres",
+        "INSERT INTO bloated SELECT g, repeat('x', 100) FROM generate_series(1, 50000) g",
+    );
+    pg.sql("postgres", "DELETE FROM bloated WHERE id <= 30000");
+    let dead = || -> i64 {
+        pg.sql(
+            "postgres",
+            "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'bloated'",
+        )
+        .trim()
+        .parse()
+        .unwrap_or(0)
+    };
+    let t0 = std::time::Instant::now();
+    while dead() < 30_000 {
+        assert!(t0.elapsed() < LONG, "dead tuples not counted: {}", dead());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let app = App::launch();
+    let s = &app.session;
+    app.add_project("maint", &pg.uri("postgres"));
+    s.click(&s.wait("tab-maintenance", LONG));
+
+    // Tick the VACUUM of the table and nothing else.
+    let actions = s.until("the planned VACUUM", LONG, || {
+        let all = s.find_all("maint-action");
+        all.iter()
+            .any(|a| {
+                s.attr(a, "data-table").as_deref() == Some("bloated")
+                    && s.attr(a, "data-kind")
+                        .is_some_and(|k| k.starts_with("vacuum"))
+            })
+            .then_some(all)
+    });
+    s.keep_screenshot("maintenance-plan");
+    let mut vacuum_sql = None;
+    for a in &actions {
+        let kind = s.attr(a, "data-kind").unwrap_or_default();
+        let want = vacuum_sql.is_none()
+            && s.attr(a, "data-table").as_deref() == Some("bloated")
+            && kind.starts_with("vacuum");
+        if want {
+            let sql = s.attr(a, "data-sql").unwrap_or_default();
+            assert!(sql.starts_with("VACUUM"), "{sql}");
+            s.click(&s.find_all_within(a, "maint-check")[0]);
+            vacuum_sql = Some(sql);
+        }
+    }
+    let vacuum_sql = vacuum_sql.expect("a VACUUM of the table");
+
+    // The confirmation lists that statement alone.
+    s.click(&s.wait("maint-run", LONG));
+    s.wait("maint-dialog", LONG);
+    let listed: Vec<String> = s
+        .find_all("maint-confirm-item")
+        .iter()
+        .map(|e| s.text(e))
+        .collect();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].contains(&vacuum_sql), "{listed:?}");
+    s.click(&s.wait("maint-confirm", LONG));
+
+    // History records it as succeeded; the server's dead tuples dropped.
+    let row = s.until("a successful history row", LONG, || {
+        s.find_all("maint-history-row")
+            .into_iter()
+            .find(|r| s.attr(r, "data-sql").as_deref() == Some(vacuum_sql.as_str()))
+    });
+    s.keep_screenshot("maintenance-history");
+    assert_eq!(s.attr(&row, "data-outcome").as_deref(), Some("succeeded"));
+    let t0 = std::time::Instant::now();
+    while dead() >= 30_000 {
+        assert!(t0.elapsed() < LONG, "dead tuples still {}", dead());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(dead() < 1_000, "dead tuples after VACUUM: {}", dead());
+}
+
 fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

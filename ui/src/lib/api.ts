@@ -18,6 +18,12 @@ import type {
   ExplainReport,
   HardwareProfile,
   HealthReport,
+  IndexReport,
+  MaintenanceHistory,
+  MaintenancePlan,
+  MaintenanceProgress,
+  MaintenanceStatus,
+  RunReport,
   JobProgress,
   ProfileInput,
   ProjectInput,
@@ -44,6 +50,9 @@ import { appError, toAppError } from "./errors";
 
 /** Name of the event the shell emits while a backup or restore runs. */
 export const JOB_PROGRESS_EVENT = "job-progress";
+
+/** Name of the event the shell emits while a maintenance action runs. */
+export const MAINTENANCE_PROGRESS_EVENT = "maintenance-progress";
 
 const NO_SHELL_MESSAGE =
   "The pgsteward desktop shell is not available (running in a plain browser).";
@@ -258,6 +267,50 @@ export async function onJobProgress(handler: (progress: JobProgress) => void): P
   }
   try {
     return await listen<JobProgress>(JOB_PROGRESS_EVENT, (event) => handler(event.payload));
+  } catch (err) {
+    throw toAppError(err);
+  }
+}
+
+/** Builds the maintenance plan; `measure` measures bloat exactly (pgstattuple) where it decides. */
+export function maintainPlan(name: string, measure: boolean): Promise<MaintenancePlan> {
+  return call<MaintenancePlan>("maintain_plan", { name, measure });
+}
+
+/**
+ * Runs the actions `ids` of the plan last shown; `sql` holds the statements the user confirmed,
+ * one per id, in the same order.
+ */
+export function maintainRun(name: string, ids: number[], sql: string[]): Promise<RunReport> {
+  return call<RunReport>("maintain_run", { name, ids, sql });
+}
+
+export function maintainHistory(name: string, limit: number): Promise<MaintenanceHistory> {
+  return call<MaintenanceHistory>("maintain_history", { name, limit });
+}
+
+export function maintainStatus(name: string): Promise<MaintenanceStatus> {
+  return call<MaintenanceStatus>("maintain_status", { name });
+}
+
+export function indexReport(name: string): Promise<IndexReport> {
+  return call<IndexReport>("index_report", { name });
+}
+
+/**
+ * Subscribes to maintenance progress events. Resolves to an unsubscribe function.
+ * Outside the desktop shell this is a no-op.
+ */
+export async function onMaintenanceProgress(
+  handler: (progress: MaintenanceProgress) => void,
+): Promise<() => void> {
+  if (!hasShell()) {
+    return () => {};
+  }
+  try {
+    return await listen<MaintenanceProgress>(MAINTENANCE_PROGRESS_EVENT, (event) =>
+      handler(event.payload),
+    );
   } catch (err) {
     throw toAppError(err);
   }

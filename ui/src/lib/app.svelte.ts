@@ -13,6 +13,7 @@ export type ProjectTab =
   | "health"
   | "alerts"
   | "pool"
+  | "maintenance"
   | "backups"
   | "tuning";
 

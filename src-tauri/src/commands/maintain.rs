@@ -1,0 +1,120 @@
+//! Maintenance commands: the plan, running the actions the DBA approved, history, status and
+//! the index report. Progress goes to the webview as `maintenance-progress` events.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use pgsteward::jobs::CancelToken;
+use pgsteward::maintain::{
+    IndexReport, MaintenanceConfig, MaintenanceHistory, MaintenancePlan, MaintenanceProgress,
+    MaintenanceSink, PlanRequest, RunMode, RunReport,
+};
+use pgsteward::steward::MaintenanceStatus;
+use tauri::{AppHandle, Emitter, State};
+
+use super::CmdResult;
+use crate::state::AppState;
+
+/// The plan last shown for each project: a run takes its actions from there, exactly as the
+/// DBA saw and confirmed them (planning again could change them in between).
+#[derive(Default)]
+pub struct ShownPlans(Mutex<HashMap<String, MaintenancePlan>>);
+
+fn events(app: &AppHandle) -> MaintenanceSink {
+    let app = app.clone();
+    Arc::new(move |p: &MaintenanceProgress| {
+        let _ = app.emit("maintenance-progress", p);
+    })
+}
+
+#[tauri::command]
+pub async fn maintain_plan(
+    state: State<'_, AppState>,
+    shown: State<'_, ShownPlans>,
+    name: String,
+    measure: bool,
+) -> CmdResult<MaintenancePlan> {
+    let cfg = MaintenanceConfig::from_env()?;
+    let req = PlanRequest {
+        measure,
+        ..PlanRequest::default()
+    };
+    let plan = state.steward.maintain_plan(&name, &cfg, &req).await?;
+    shown
+        .0
+        .lock()
+        .expect("plans lock")
+        .insert(name, plan.clone());
+    Ok(plan)
+}
+
+/// Run the actions `ids` of the plan last shown; `sql` is what the DBA confirmed, one statement
+/// per id, and must still match.
+#[tauri::command]
+pub async fn maintain_run(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    shown: State<'_, ShownPlans>,
+    name: String,
+    ids: Vec<u32>,
+    sql: Vec<String>,
+) -> CmdResult<RunReport> {
+    if ids.is_empty() || ids.len() != sql.len() {
+        return Err(pgsteward::Error::invalid_input(
+            "Pick the actions to run, each with the statement you confirmed.",
+        ));
+    }
+    let actions = {
+        let plans = shown.0.lock().expect("plans lock");
+        let plan = plans.get(&name).ok_or_else(|| {
+            pgsteward::Error::invalid_input("Build the maintenance plan before running it.")
+        })?;
+        let mut picked = Vec::with_capacity(ids.len());
+        for (id, confirmed) in ids.iter().zip(&sql) {
+            match plan.actions.iter().find(|a| a.id == *id) {
+                Some(a) if &a.sql == confirmed => picked.push(a.clone()),
+                _ => {
+                    return Err(pgsteward::Error::invalid_input(format!(
+                        "Action {id} is not in the plan shown any more; plan again."
+                    )))
+                }
+            }
+        }
+        picked
+    };
+    let cfg = MaintenanceConfig::from_env()?;
+    state
+        .steward
+        .maintain_run_actions(
+            &name,
+            &cfg,
+            RunMode::Approve,
+            actions,
+            CancelToken::default(),
+            events(&app),
+        )
+        .await
+}
+
+#[tauri::command]
+pub async fn maintain_history(
+    state: State<'_, AppState>,
+    name: String,
+    limit: u32,
+) -> CmdResult<MaintenanceHistory> {
+    state.steward.maintain_history(&name, limit).await
+}
+
+#[tauri::command]
+pub async fn maintain_status(
+    state: State<'_, AppState>,
+    name: String,
+) -> CmdResult<MaintenanceStatus> {
+    let cfg = MaintenanceConfig::from_env()?;
+    state.steward.maintain_status(&name, &cfg).await
+}
+
+#[tauri::command]
+pub async fn index_report(state: State<'_, AppState>, name: String) -> CmdResult<IndexReport> {
+    state.steward.index_report(&name).await
+}
