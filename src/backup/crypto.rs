@@ -223,7 +223,7 @@ pub fn read_header(header: &[u8]) -> io::Result<[u8; 7]> {
             "the object header is not a pgsteward sealed stream",
         ));
     }
-    if u32::from_be_bytes(header[15..19].try_into().unwrap()) as usize != SEGMENT {
+    if u32::from_be_bytes(header[15..19].try_into().expect("a 4-byte slice")) as usize != SEGMENT {
         return Err(auth_error("unsupported segment size"));
     }
     let mut prefix = [0u8; 7];

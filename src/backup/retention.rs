@@ -88,15 +88,13 @@ pub fn plan(
                 Some("the newest backup".to_string())
             } else if newest_verified.as_deref() == Some(c.id.as_str()) {
                 Some("the newest verified backup".to_string())
-            } else if policy.keep_last.is_some_and(|n| rank < n) {
-                Some(format!("among the newest {}", policy.keep_last.unwrap()))
-            } else if policy.max_age_days.is_some_and(|d| age_days < d as f64) {
-                Some(format!(
-                    "younger than {} days",
-                    policy.max_age_days.unwrap()
-                ))
+            } else if let Some(n) = policy.keep_last.filter(|n| rank < *n) {
+                Some(format!("among the newest {n}"))
             } else {
-                None
+                policy
+                    .max_age_days
+                    .filter(|d| age_days < *d as f64)
+                    .map(|d| format!("younger than {d} days"))
             };
             PruneDecision {
                 backup_id: c.id.clone(),
