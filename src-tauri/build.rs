@@ -45,6 +45,7 @@ fn main() {
             "maintain_history",
             "maintain_status",
             "index_report",
+            "job_cancel",
         ]),
     ))
     .expect("tauri build script");

@@ -5,6 +5,7 @@
 
 mod alerts;
 mod commands;
+mod jobs;
 mod settings;
 mod state;
 
@@ -29,6 +30,7 @@ fn main() {
             state.resume_sandbox();
             app.manage(state);
             app.manage(commands::maintain::ShownPlans::default());
+            app.manage(jobs::RunningJobs::default());
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -74,6 +76,7 @@ fn main() {
             commands::maintain::maintain_history,
             commands::maintain::maintain_status,
             commands::maintain::index_report,
+            commands::jobs::job_cancel,
         ])
         .run(tauri::generate_context!())
         .expect("error while running pgsteward");

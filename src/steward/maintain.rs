@@ -304,6 +304,33 @@ impl Steward {
         Ok(report)
     }
 
+    /// Wait until the project's maintenance window opens, reading the time as a run would
+    /// (the server's clock in the project's zone, or this computer's). Returns false when
+    /// `cancel` trips first. The window is checked every 30 s, the token every second.
+    pub async fn maintain_wait_for_window(
+        &self,
+        name: &str,
+        cfg: &MaintenanceConfig,
+        cancel: &CancelToken,
+    ) -> Result<bool> {
+        let pool = self.pool(name)?;
+        loop {
+            let inside = {
+                let mut c = pool.acquire().await?;
+                self.window_now(&mut c, cfg).await?.2
+            };
+            if inside {
+                return Ok(true);
+            }
+            for _ in 0..30 {
+                if cancel.is_cancelled() {
+                    return Ok(false);
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+
     /// Recent maintenance runs and the success rate against the target.
     pub async fn maintain_history(&self, name: &str, limit: u32) -> Result<MaintenanceHistory> {
         let store = self.history_store(name).await?;

@@ -533,11 +533,18 @@ fn history_lists_a_slow_statement_and_charts_the_last_15_minutes() {
     });
 }
 
-/// A table with many dead rows: the plan offers VACUUM; ticking it alone and confirming runs it,
-/// the history shows the run succeeded, and the dead tuples are gone.
+/// A table with many dead rows: the status panel shows the (closed) window, the table list
+/// badges the table, "Run in window" waits and Stop leaves it untouched; ticking the VACUUM
+/// alone and running it now does it, the history shows the run succeeded, and the dead tuples
+/// are gone. A table named with quotes, HTML and non-ASCII letters is listed as plain text.
 #[test]
 fn maintenance_runs_the_approved_vacuum_and_records_it() {
     let pg = Pg::start(15);
+    let hostile = "Ünïcode \"q\" <i>x</i>";
+    pg.sql(
+        "postgres",
+        &format!("CREATE TABLE \"{}\" (id int)", hostile.replace('"', "\"\"")),
+    );
     pg.sql(
         "postgres",
         "CREATE TABLE bloated (id int PRIMARY KEY, pad text) WITH (autovacuum_enabled = off)",
@@ -562,10 +569,47 @@ fn maintenance_runs_the_approved_vacuum_and_records_it() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    let app = App::launch();
+    // A window that opens two hours from now (UTC), so "Run in window" has to wait.
+    let now = chrono::Utc::now();
+    let hhmm = |h: i64| {
+        (now + chrono::Duration::hours(h))
+            .format("%H:%M")
+            .to_string()
+    };
+    let app = App::launch_with(&[
+        ("MAINTENANCE_TIME_ZONE", "UTC".into()),
+        ("MAINTENANCE_WINDOW_START", hhmm(2)),
+        ("MAINTENANCE_WINDOW_END", hhmm(3)),
+    ]);
     let s = &app.session;
     app.add_project("maint", &pg.uri("postgres"));
     s.click(&s.wait("tab-maintenance", LONG));
+
+    let window = s.wait("maint-window", LONG);
+    assert_eq!(s.attr(&window, "data-inside").as_deref(), Some("false"));
+    let text = s.text(&window);
+    assert!(text.contains(&hhmm(2)) && text.contains("UTC"), "{text}");
+
+    // The table list badges the table for a VACUUM and shows the odd name as it is.
+    let badged = s.until("the table list with the bloated table", LONG, || {
+        s.find_all("maint-table-row").into_iter().find(|r| {
+            s.attr(r, "data-table").as_deref() == Some("bloated")
+                && s.find_all_within(r, "maint-badge")
+                    .iter()
+                    .any(|b| s.text(b) == "vacuum")
+        })
+    });
+    assert!(s.text(&badged).contains("public.bloated"));
+    let odd = s
+        .find_all("maint-table-row")
+        .into_iter()
+        .find(|r| s.attr(r, "data-table").as_deref() == Some(hostile))
+        .expect("the table with the odd name is listed");
+    assert!(
+        s.text(&odd).contains(&format!("public.{hostile}")),
+        "{}",
+        s.text(&odd)
+    );
 
     // Tick the VACUUM of the table and nothing else.
     let actions = s.until("the planned VACUUM", LONG, || {
@@ -604,6 +648,19 @@ fn maintenance_runs_the_approved_vacuum_and_records_it() {
         .collect();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert!(listed[0].contains(&vacuum_sql), "{listed:?}");
+
+    // Run in window: it waits for the window; Stop ends the wait and nothing ran.
+    s.click(&s.wait("maint-confirm-window", LONG));
+    s.wait("maint-waiting", LONG);
+    s.click(&s.wait("maint-dialog-stop", LONG));
+    s.until("the run to report it was cancelled", LONG, || {
+        s.find_all("maint-dialog")
+            .first()
+            .map(|d| s.text(d))
+            .filter(|t| t.contains("nothing ran"))
+    });
+    assert!(dead() >= 30_000, "the stopped run touched the table");
+
     s.click(&s.wait("maint-confirm", LONG));
 
     // History records it as succeeded; the server's dead tuples dropped.

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use pgsteward::backup::{BackupSummary, RestoreReport, RestoreTarget, VerifyReport, VerifyTier};
-use pgsteward::jobs::{CancelToken, JobProgress, ProgressSink};
+use pgsteward::jobs::{JobProgress, ProgressSink};
 use tauri::{AppHandle, Emitter, State};
 
 use super::CmdResult;
+use crate::jobs::{CancellableJob, RunningJobs};
 use crate::state::AppState;
 
 fn events(app: &AppHandle) -> ProgressSink {
@@ -25,11 +26,13 @@ pub fn backup_list(state: State<'_, AppState>, name: String) -> CmdResult<Vec<Ba
 pub async fn backup_create(
     app: AppHandle,
     state: State<'_, AppState>,
+    jobs: State<'_, RunningJobs>,
     name: String,
 ) -> CmdResult<BackupSummary> {
+    let job = jobs.start(&name, CancellableJob::Backup)?;
     state
         .steward
-        .backup_create(&name, events(&app), CancelToken::default())
+        .backup_create(&name, events(&app), job.token.clone())
         .await
 }
 
@@ -37,19 +40,15 @@ pub async fn backup_create(
 pub async fn backup_restore(
     app: AppHandle,
     state: State<'_, AppState>,
+    jobs: State<'_, RunningJobs>,
     name: String,
     backup_id: String,
     target: RestoreTarget,
 ) -> CmdResult<RestoreReport> {
+    let job = jobs.start(&name, CancellableJob::Restore)?;
     state
         .steward
-        .backup_restore(
-            &name,
-            &backup_id,
-            &target,
-            events(&app),
-            CancelToken::default(),
-        )
+        .backup_restore(&name, &backup_id, &target, events(&app), job.token.clone())
         .await
 }
 

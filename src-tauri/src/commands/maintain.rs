@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use pgsteward::jobs::CancelToken;
 use pgsteward::maintain::{
     IndexReport, MaintenanceConfig, MaintenanceHistory, MaintenancePlan, MaintenanceProgress,
     MaintenanceSink, PlanRequest, RunMode, RunReport,
@@ -13,6 +12,7 @@ use pgsteward::steward::MaintenanceStatus;
 use tauri::{AppHandle, Emitter, State};
 
 use super::CmdResult;
+use crate::jobs::{CancellableJob, RunningJobs};
 use crate::state::AppState;
 
 /// The plan last shown for each project: a run takes its actions from there, exactly as the
@@ -49,15 +49,20 @@ pub async fn maintain_plan(
 }
 
 /// Run the actions `ids` of the plan last shown; `sql` is what the DBA confirmed, one statement
-/// per id, and must still match.
+/// per id, and must still match. `in_window` waits for the project's maintenance window and
+/// runs them there as an automatic run would (stopping when the window closes). `job_cancel`
+/// with kind `maintenance` stops the wait or the run.
 #[tauri::command]
+#[allow(clippy::too_many_arguments)]
 pub async fn maintain_run(
     app: AppHandle,
     state: State<'_, AppState>,
     shown: State<'_, ShownPlans>,
+    jobs: State<'_, RunningJobs>,
     name: String,
     ids: Vec<u32>,
     sql: Vec<String>,
+    in_window: bool,
 ) -> CmdResult<RunReport> {
     if ids.is_empty() || ids.len() != sql.len() {
         return Err(pgsteward::Error::invalid_input(
@@ -83,16 +88,25 @@ pub async fn maintain_run(
         picked
     };
     let cfg = MaintenanceConfig::from_env()?;
+    let job = jobs.start(&name, CancellableJob::Maintenance)?;
+    let mode = if in_window {
+        let opened = state
+            .steward
+            .maintain_wait_for_window(&name, &cfg, &job.token)
+            .await?;
+        if !opened {
+            return Err(pgsteward::Error::new(
+                pgsteward::ErrorCode::Cancelled,
+                "Cancelled while waiting for the maintenance window; nothing ran.",
+            ));
+        }
+        RunMode::Automatic
+    } else {
+        RunMode::Approve
+    };
     state
         .steward
-        .maintain_run_actions(
-            &name,
-            &cfg,
-            RunMode::Approve,
-            actions,
-            CancelToken::default(),
-            events(&app),
-        )
+        .maintain_run_actions(&name, &cfg, mode, actions, job.token.clone(), events(&app))
         .await
 }
 

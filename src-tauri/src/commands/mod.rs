@@ -5,6 +5,7 @@ pub mod app;
 pub mod backup;
 pub mod dashboard;
 pub mod history;
+pub mod jobs;
 pub mod maintain;
 pub mod monitor;
 pub mod project;

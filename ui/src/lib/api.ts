@@ -51,6 +51,14 @@ import { appError, toAppError } from "./errors";
 /** Name of the event the shell emits while a backup or restore runs. */
 export const JOB_PROGRESS_EVENT = "job-progress";
 
+/** Jobs the shell can stop while they run. */
+export type CancellableJob = "backup" | "restore" | "maintenance";
+
+/** Ask the project's running job of `kind` to stop; false when none runs. */
+export function jobCancel(name: string, kind: CancellableJob): Promise<boolean> {
+  return call<boolean>("job_cancel", { name, kind });
+}
+
 /** Name of the event the shell emits while a maintenance action runs. */
 export const MAINTENANCE_PROGRESS_EVENT = "maintenance-progress";
 
@@ -281,8 +289,14 @@ export function maintainPlan(name: string, measure: boolean): Promise<Maintenanc
  * Runs the actions `ids` of the plan last shown; `sql` holds the statements the user confirmed,
  * one per id, in the same order.
  */
-export function maintainRun(name: string, ids: number[], sql: string[]): Promise<RunReport> {
-  return call<RunReport>("maintain_run", { name, ids, sql });
+/** Run the confirmed actions now, or (`inWindow`) once the maintenance window opens. */
+export function maintainRun(
+  name: string,
+  ids: number[],
+  sql: string[],
+  inWindow: boolean,
+): Promise<RunReport> {
+  return call<RunReport>("maintain_run", { name, ids, sql, inWindow });
 }
 
 export function maintainHistory(name: string, limit: number): Promise<MaintenanceHistory> {
