@@ -148,8 +148,10 @@ fn add_project_see_dashboard_back_up_and_restore() {
     assert!(check.contains("verified"), "{check}");
 }
 
-/// Names and queries with markup show as text; a root blocker terminated from the Activity
-/// page frees the session it blocked; EXPLAIN of a table with markup in its name shows it as text.
+/// Names and queries with markup show as text; a three-session chain (A holds a row, B waits
+/// for A, C queues behind both) shows as one tree rooted at A with B and C under it, and
+/// terminating A from the Activity page frees both; EXPLAIN of a table with markup in its name
+/// shows it as text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diagnostics_pages_show_markup_as_text_and_free_a_blocked_session() {
     use sqlx::Connection;
@@ -177,9 +179,37 @@ async fn diagnostics_pages_show_markup_as_text_and_free_a_blocked_session() {
         .await
         .unwrap();
     let mut b = connect("<script>waiter</script>").await;
+    let b_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut b)
+        .await
+        .unwrap();
     let waiter = tokio::spawn(async move {
         sqlx::query("UPDATE \"<img src=x onerror=alert(1)>\" SET v = 2 WHERE id = 1")
             .execute(&mut b)
+            .await
+            .map(|r| r.rows_affected())
+    });
+    let blocked = |pid: i32| {
+        pg.sql(
+            "app",
+            &format!("SELECT cardinality(pg_blocking_pids({pid})) > 0"),
+        )
+        .trim()
+            == "t"
+    };
+    let t0 = std::time::Instant::now();
+    while !blocked(b_pid) {
+        assert!(t0.elapsed() < LONG, "B never waited");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut c = connect("third").await;
+    let c_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    let third = tokio::spawn(async move {
+        sqlx::query("UPDATE \"<img src=x onerror=alert(1)>\" SET v = 3 WHERE id = 1")
+            .execute(&mut c)
             .await
             .map(|r| r.rows_affected())
     });
@@ -196,6 +226,20 @@ async fn diagnostics_pages_show_markup_as_text_and_free_a_blocked_session() {
                 .into_iter()
                 .find(|n| s.attr(n, "data-pid").as_deref() == Some(&a_pid.to_string()))
         });
+        // One root; B and C are in its subtree (they wait on it, directly or through B).
+        let below = s.until("B and C under the root", LONG, || {
+            let pids: Vec<String> = s
+                .find_all_within(&root, "blocking-node")
+                .iter()
+                .filter_map(|n| s.attr(n, "data-pid"))
+                .collect();
+            (pids.contains(&b_pid.to_string()) && pids.contains(&c_pid.to_string())).then_some(pids)
+        });
+        assert!(!below.contains(&a_pid.to_string()), "{below:?}");
+        let roots = s
+            .script("return document.querySelectorAll('[data-testid=blocking-node].root').length;");
+        assert_eq!(roots, serde_json::json!(1));
+        s.keep_screenshot("blocking-tree");
         let tree_text = s.text(&s.wait("blocking-tree", LONG));
         assert!(
             tree_text.contains("<img src=x onerror=alert(1)>") || tree_text.contains("UPDATE"),
@@ -252,6 +296,11 @@ async fn diagnostics_pages_show_markup_as_text_and_free_a_blocked_session() {
     let updated = tokio::time::timeout(Duration::from_secs(60), waiter)
         .await
         .expect("waiter freed")
+        .unwrap();
+    assert_eq!(updated.unwrap(), 1);
+    let updated = tokio::time::timeout(Duration::from_secs(60), third)
+        .await
+        .expect("third session freed")
         .unwrap();
     assert_eq!(updated.unwrap(), 1);
 }

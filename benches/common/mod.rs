@@ -1,0 +1,257 @@
+//! Fixtures the benchmarks share: a throwaway PostgreSQL server with enough connection and
+//! lock slots, databases filled at scale, a pgsteward data folder with a project on it, and
+//! small statistics helpers. Benchmarks print figures; they assert nothing.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pgsteward::cluster::{Cluster, ClusterOptions};
+use pgsteward::conn::spec::ConnectionInput;
+use pgsteward::project::ProjectInput;
+use pgsteward::Steward;
+use tempfile::TempDir;
+
+/// The monitoring role's password in the throwaway server.
+pub const MONITOR_PASSWORD: &str = "bench-monitor";
+
+pub struct Server {
+    pub cluster: Cluster,
+    pub password: String,
+    _dir: TempDir,
+}
+
+impl Server {
+    /// Start PostgreSQL `major` (PGSTEWARD_BENCH_PG, default 18) with room for 300
+    /// connections and 50,000+ locks.
+    pub fn start() -> Server {
+        let major: u32 = std::env::var("PGSTEWARD_BENCH_PG")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(18);
+        let (_, bin) = Cluster::find_binaries(Some(major))
+            .unwrap_or_else(|e| panic!("PostgreSQL {major} is needed: {}", e.message));
+        let dir = tempfile::Builder::new()
+            .prefix("pgsw-bench")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
+        let opts = ClusterOptions {
+            password: password.clone(),
+            settings: vec![
+                "max_connections = 300".into(),
+                "max_locks_per_transaction = 1024".into(),
+                "shared_buffers = 256MB".into(),
+                "synchronous_commit = off".into(),
+                "autovacuum = off".into(),
+            ],
+            hba: vec![],
+        };
+        let cluster = Cluster::init(dir.path(), &bin, major, &opts).unwrap();
+        cluster.start().unwrap();
+        let s = Server {
+            cluster,
+            password,
+            _dir: dir,
+        };
+        s.sql(
+            "postgres",
+            &format!(
+                "CREATE ROLE bench_monitor LOGIN PASSWORD '{MONITOR_PASSWORD}' IN ROLE pg_monitor"
+            ),
+        );
+        s
+    }
+
+    pub fn major(&self) -> u32 {
+        self.cluster.major
+    }
+
+    pub fn sql(&self, db: &str, sql: &str) -> String {
+        self.cluster.psql(db, sql).unwrap()
+    }
+
+    pub fn uri(&self, db: &str) -> String {
+        self.cluster.uri("postgres", &self.password, db)
+    }
+
+    /// A URI of the pg_monitor-only role.
+    pub fn monitor_uri(&self, db: &str) -> String {
+        self.cluster.uri("bench_monitor", MONITOR_PASSWORD, db)
+    }
+
+    /// A client program of the server's version (pgbench, psql).
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.cluster.bin_dir.join(name)
+    }
+
+    /// `tables` tables, each with a primary key and `rows` rows, created in batches of 500
+    /// per transaction; then ANALYZE.
+    pub fn fill_tables(&self, db: &str, tables: usize, rows: usize) {
+        let t0 = Instant::now();
+        for start in (0..tables).step_by(500) {
+            let end = (start + 500).min(tables);
+            self.sql(
+                db,
+                &format!(
+                    "DO $$ BEGIN FOR i IN {start}..{} LOOP
+                       EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, v text, n int)', i);
+                       EXECUTE format('INSERT INTO t%s SELECT g, md5(g::text), g %% 7 FROM generate_series(1, {rows}) g', i);
+                     END LOOP; END $$",
+                    end - 1
+                ),
+            );
+        }
+        self.sql(db, "ANALYZE");
+        eprintln!(
+            "  (created {tables} tables of {rows} rows in {:.1} s)",
+            t0.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// A pgsteward data folder with one project.
+pub struct Home {
+    pub dir: TempDir,
+    pub st: Arc<Steward>,
+}
+
+impl Home {
+    pub fn with_project(name: &str, uri: &str) -> Home {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Steward::open(dir.path()).unwrap();
+        st.create(&ProjectInput {
+            name: name.into(),
+            connection: ConnectionInput::Uri { uri: uri.into() },
+            password: None,
+        })
+        .unwrap();
+        Home { dir, st }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Median of some measurements.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Wall time of `f`, in milliseconds, and its result.
+pub async fn timed<T, F: std::future::Future<Output = T>>(f: F) -> (f64, T) {
+    let t0 = Instant::now();
+    let out = f.await;
+    (t0.elapsed().as_secs_f64() * 1000.0, out)
+}
+
+/// pgbench against the server, as the superuser over the socket; cheap to clone into a
+/// blocking task.
+#[derive(Clone)]
+pub struct Pgbench {
+    bin: PathBuf,
+    socket: PathBuf,
+    port: u16,
+}
+
+impl Server {
+    pub fn pgbench(&self) -> Pgbench {
+        Pgbench {
+            bin: self.bin("pgbench"),
+            socket: self.cluster.socket_dir.clone(),
+            port: self.cluster.port,
+        }
+    }
+}
+
+impl Pgbench {
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("-h")
+            .arg(&self.socket)
+            .args(["-p", &self.port.to_string(), "-U", "postgres"]);
+        c
+    }
+
+    /// `pgbench -i` at `scale`.
+    pub fn init(&self, db: &str, scale: u32) {
+        let out = self
+            .command()
+            .args(["-i", "-q", "-s", &scale.to_string(), db])
+            .output()
+            .expect("pgbench -i runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Run the default pgbench script for `secs` seconds; transactions per second.
+    pub fn tps(&self, db: &str, clients: u32, secs: u64) -> f64 {
+        let out = self
+            .command()
+            .args([
+                "-n",
+                "-c",
+                &clients.to_string(),
+                "-j",
+                "2",
+                "-T",
+                &secs.to_string(),
+                db,
+            ])
+            .output()
+            .expect("pgbench runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "pgbench failed: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.lines()
+            .find(|l| l.starts_with("tps = "))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no tps in pgbench output: {text}"))
+    }
+}
+
+/// CPU seconds (user + system) a process and its children have used so far, from /proc.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = 100.0; // USER_HZ on Linux
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields after the command: state=0, ..., utime=11, stime=12, cutime=13, cstime=14.
+    let n = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (n(11) + n(12) + n(13) + n(14)) / ticks
+}
+
+/// Resident memory of a process in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+pub fn pause(secs: u64) {
+    std::thread::sleep(Duration::from_secs(secs));
+}

@@ -1,0 +1,264 @@
+//! Monitoring benchmark (prints figures, asserts nothing): what sampling costs the server and
+//! a pgbench workload, and what the activity and lock views cost at scale.
+//!
+//! 1. A database with 1,000 tables (plus pgbench's) and 100 client connections: server time
+//!    per history sample, from pg_stat_statements of the pg_monitor role that samples
+//!    (target: at most 5 ms).
+//! 2. pgbench TPS with the sampler at 1 s against without it, alternating rounds (target: at
+//!    most 1 % loss).
+//! 3. 20,000 tables and 50,000 locks held, with a three-session blocking chain: the activity
+//!    list, the blocking tree and a history sample — time, rows and payload size.
+//!
+//! Run: `scripts/bench.sh monitoring` (PGSTEWARD_BENCH_PG=15 for PostgreSQL 15,
+//! PGSTEWARD_BENCH_ROUNDS and PGSTEWARD_BENCH_SECONDS for the pgbench rounds).
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{median, timed, Home, Server};
+use pgsteward::monitor::activity::ActivityFilter;
+use sqlx::Connection;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Server time (ms) and calls the monitoring role spent since the last reset.
+fn monitor_server_time(server: &Server, db: &str) -> (f64, f64) {
+    let out = server.sql(
+        db,
+        "SELECT coalesce(sum(total_exec_time + total_plan_time), 0)::float8 || ' ' || coalesce(sum(calls), 0)
+           FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+          WHERE r.rolname = 'bench_monitor'",
+    );
+    let mut it = out.split_whitespace().map(|v| v.parse::<f64>().unwrap());
+    (it.next().unwrap(), it.next().unwrap())
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let server = Server::start();
+    println!(
+        "pgsteward monitoring benchmark — PostgreSQL {} on {} CPUs",
+        server.major(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    server.sql("postgres", "CREATE DATABASE bench");
+    server.sql("bench", "CREATE EXTENSION pg_stat_statements");
+    server.pgbench().init("bench", 10);
+    server.fill_tables("bench", 1000, 100);
+
+    // 100 client connections: 10 running a long statement, 90 idle.
+    let mut idle = Vec::new();
+    for _ in 0..90 {
+        idle.push(
+            sqlx::PgConnection::connect(&server.uri("bench"))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut sleepers = Vec::new();
+    for _ in 0..10 {
+        let uri = server.uri("bench");
+        sleepers.push(tokio::spawn(async move {
+            let mut c = sqlx::PgConnection::connect(&uri).await.unwrap();
+            let _ = sqlx::query("SELECT pg_sleep(3600)").execute(&mut c).await;
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let conns = server.sql(
+        "bench",
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
+    );
+
+    // 1. Server time per sample.
+    let home = Home::with_project("bench", &server.monitor_uri("bench"));
+    let st = home.st.clone();
+    for _ in 0..3 {
+        st.sample_now("bench").await.unwrap(); // warm: first samples read every statement
+    }
+    server.sql("bench", "SELECT pg_stat_statements_reset()");
+    let n = 30;
+    let mut wall = Vec::new();
+    for _ in 0..n {
+        let (ms, r) = timed(st.sample_now("bench")).await;
+        r.unwrap();
+        wall.push(ms);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (server_ms, calls) = monitor_server_time(&server, "bench");
+    println!(
+        "\n1. History sample, 1,000 tables + pgbench scale 10, {} client connections",
+        conns.trim()
+    );
+    println!(
+        "   server time per sample: {:.2} ms (target ≤ 5 ms) — {:.0} statements per sample",
+        server_ms / n as f64,
+        calls / n as f64
+    );
+    println!(
+        "   wall time per sample (client side, incl. SQLite history write): median {:.1} ms",
+        median(wall)
+    );
+
+    // 2. TPS with and without the sampler at 1 s.
+    let rounds = env_num("PGSTEWARD_BENCH_ROUNDS", 3);
+    let secs = env_num("PGSTEWARD_BENCH_SECONDS", 20);
+    let mut without = Vec::new();
+    let mut with = Vec::new();
+    for _ in 0..rounds {
+        let bench = server.pgbench();
+        let b = bench.clone();
+        without.push(
+            tokio::task::spawn_blocking(move || b.tps("bench", 8, secs))
+                .await
+                .unwrap(),
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = tokio::spawn({
+            let (st, stop) = (st.clone(), stop.clone());
+            async move {
+                let mut samples = 0u32;
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                while !stop.load(Ordering::SeqCst) {
+                    tick.tick().await;
+                    if st.sample_now("bench").await.is_ok() {
+                        samples += 1;
+                    }
+                }
+                samples
+            }
+        });
+        let b = bench.clone();
+        with.push(
+            tokio::task::spawn_blocking(move || b.tps("bench", 8, secs))
+                .await
+                .unwrap(),
+        );
+        stop.store(true, Ordering::SeqCst);
+        let samples = sampler.await.unwrap();
+        eprintln!("  (round: {samples} samples during {secs} s)");
+    }
+    let (a, b) = (median(without.clone()), median(with.clone()));
+    println!("\n2. pgbench, 8 clients, {rounds} alternating rounds of {secs} s");
+    println!(
+        "   without the sampler: {:?} tps, median {a:.0}",
+        rounded(&without)
+    );
+    println!(
+        "   sampler at 1 s:      {:?} tps, median {b:.0}",
+        rounded(&with)
+    );
+    println!(
+        "   change: {:+.2} % (target: loss ≤ 1 %; round-to-round spread here is {:.1} %)",
+        100.0 * (b - a) / a,
+        100.0 * spread(&without)
+    );
+
+    drop(idle);
+    for s in sleepers {
+        s.abort();
+    }
+
+    // 3. 20,000 tables, 50,000 locks, a blocking chain.
+    server.sql("postgres", "CREATE DATABASE scale");
+    server.sql("scale", "CREATE EXTENSION pg_stat_statements");
+    server.fill_tables("scale", 20_000, 5);
+    let mut holder = sqlx::PgConnection::connect(&server.uri("scale"))
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "BEGIN;
+         DO $$ BEGIN FOR i IN 0..19999 LOOP EXECUTE format('LOCK TABLE t%s IN ACCESS SHARE MODE', i); END LOOP; END $$;
+         SELECT count(pg_advisory_xact_lock(g)) FROM generate_series(1, 30000) g;",
+    )
+    .execute(&mut holder)
+    .await
+    .unwrap();
+    // B waits for A's ACCESS SHARE with an ACCESS EXCLUSIVE request; C queues behind B.
+    let mut waiters = Vec::new();
+    for exclusive in [true, false] {
+        let uri = server.uri("scale");
+        waiters.push(tokio::spawn(async move {
+            let mut c = sqlx::PgConnection::connect(&uri).await.unwrap();
+            let mut tx = c.begin().await.unwrap();
+            let sql = if exclusive {
+                "LOCK TABLE t0 IN ACCESS EXCLUSIVE MODE"
+            } else {
+                "SELECT count(*) FROM t0"
+            };
+            let _ = sqlx::query(sql).execute(&mut *tx).await;
+        }));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let locks = server.sql("scale", "SELECT count(*) FROM pg_locks");
+    let home2 = Home::with_project("scale", &server.monitor_uri("scale"));
+    let st2 = home2.st.clone();
+    st2.sample_now("scale").await.unwrap();
+    let mut act = Vec::new();
+    let mut tree = Vec::new();
+    let mut sample = Vec::new();
+    let (mut sessions, mut act_bytes, mut waiting, mut tree_bytes) = (0, 0, 0, 0);
+    server.sql("scale", "SELECT pg_stat_statements_reset()");
+    for _ in 0..5 {
+        let (ms, r) = timed(st2.activity("scale", &ActivityFilter::default())).await;
+        let r = r.unwrap();
+        sessions = r.sessions.len();
+        act_bytes = serde_json::to_vec(&r).unwrap().len();
+        act.push(ms);
+        let (ms, r) = timed(st2.blocking_tree("scale")).await;
+        let r = r.unwrap();
+        waiting = r.waiting;
+        tree_bytes = serde_json::to_vec(&r).unwrap().len();
+        tree.push(ms);
+        let (ms, r) = timed(st2.sample_now("scale")).await;
+        r.unwrap();
+        sample.push(ms);
+    }
+    let (server_ms, _) = monitor_server_time(&server, "scale");
+    println!(
+        "\n3. 20,000 tables, {} locks held, a three-session blocking chain",
+        locks.trim()
+    );
+    println!(
+        "   activity list:  median {:.1} ms, {sessions} sessions, {:.1} KiB of JSON",
+        median(act),
+        act_bytes as f64 / 1024.0
+    );
+    println!(
+        "   blocking tree:  median {:.1} ms, {waiting} waiting, {:.1} KiB of JSON",
+        median(tree),
+        tree_bytes as f64 / 1024.0
+    );
+    println!("   history sample: median {:.1} ms wall", median(sample));
+    println!("   server time of these 15 calls: {:.1} ms in all, {:.1} ms per page refresh (activity + tree + sample)", server_ms, server_ms / 5.0);
+    drop(holder);
+    for w in waiters {
+        w.abort();
+    }
+}
+
+fn rounded(v: &[f64]) -> Vec<i64> {
+    v.iter().map(|x| x.round() as i64).collect()
+}
+
+/// (max - min) / median of some measurements.
+fn spread(v: &[f64]) -> f64 {
+    let max = v.iter().cloned().fold(f64::MIN, f64::max);
+    let min = v.iter().cloned().fold(f64::MAX, f64::min);
+    (max - min) / median(v.to_vec())
+}
