@@ -6,7 +6,11 @@
 //!    (target: at most 5 ms).
 //! 2. pgbench TPS with the sampler at 1 s against without it, alternating rounds (target: at
 //!    most 1 % loss).
-//! 3. 20,000 tables and 50,000 locks held, with a three-session blocking chain: the activity
+//! 3. The desktop app (its process and web content processes) on that project's dashboard:
+//!    CPU share of one core and resident memory, visible and then hidden (targets: at most 1 %
+//!    visible, near zero hidden). Needs a display and xdotool; the app binary is
+//!    PGSTEWARD_BENCH_APP, else target/release/pgsteward-app, else target/debug/pgsteward-app.
+//! 4. 20,000 tables and 50,000 locks held, with a three-session blocking chain: the activity
 //!    list, the blocking tree and a history sample — time, rows and payload size.
 //!
 //! Run: `scripts/bench.sh monitoring` (PGSTEWARD_BENCH_PG=15 for PostgreSQL 15,
@@ -169,12 +173,15 @@ async fn run() {
         100.0 * spread(&without)
     );
 
+    // 3. The app's own CPU and memory with the dashboard visible, then with the window hidden.
+    app_usage(home.path());
+
     drop(idle);
     for s in sleepers {
         s.abort();
     }
 
-    // 3. 20,000 tables, 50,000 locks, a blocking chain.
+    // 5. 20,000 tables, 50,000 locks, a blocking chain.
     server.sql("postgres", "CREATE DATABASE scale");
     server.sql("scale", "CREATE EXTENSION pg_stat_statements");
     server.fill_tables("scale", 20_000, 5);
@@ -261,4 +268,73 @@ fn spread(v: &[f64]) -> f64 {
     let max = v.iter().cloned().fold(f64::MIN, f64::max);
     let min = v.iter().cloned().fold(f64::MAX, f64::min);
     (max - min) / median(v.to_vec())
+}
+
+/// Section 3: launch the app on `home` (one project, so it opens that project's dashboard),
+/// measure it visible for a minute, unmap its windows, measure again.
+fn app_usage(home: &std::path::Path) {
+    println!("\n3. The desktop app on the dashboard (1 s foreground sampling as configured)");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let binary = std::env::var("PGSTEWARD_BENCH_APP")
+        .map(std::path::PathBuf::from)
+        .ok()
+        .or_else(|| {
+            ["target/release/pgsteward-app", "target/debug/pgsteward-app"]
+                .iter()
+                .map(|p| root.join(p))
+                .find(|p| p.exists())
+        });
+    let Some(binary) = binary else {
+        println!("   skipped: no app binary (cargo build --release -p pgsteward-app)");
+        return;
+    };
+    if std::env::var_os("DISPLAY").is_none() {
+        println!("   skipped: no display");
+        return;
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(&binary)
+        .env("PGSTEWARD_HOME", home)
+        .env("PGSTEWARD_SANDBOX", "0")
+        .env("XDG_CONFIG_HOME", profile.path().join("config"))
+        .env("XDG_CACHE_HOME", profile.path().join("cache"))
+        .env("XDG_DATA_HOME", profile.path().join("data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the app starts");
+    let pid = child.id();
+    common::pause(20); // start, open the dashboard, first samples
+    let (cpu_visible, rss_visible) = common::tree_usage(pid, 60);
+    let windows = std::process::Command::new("xdotool")
+        .args(["search", "--pid", &pid.to_string()])
+        .output();
+    let mut hidden = false;
+    if let Ok(out) = windows {
+        for w in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            hidden |= std::process::Command::new("xdotool")
+                .args(["windowunmap", w])
+                .status()
+                .is_ok_and(|s| s.success());
+        }
+    }
+    println!(
+        "   binary: {} ({} build)",
+        binary.display(),
+        if binary.to_string_lossy().contains("release") {
+            "release"
+        } else {
+            "debug"
+        }
+    );
+    println!("   visible: {cpu_visible:.2} % of one core, {rss_visible:.0} MiB resident (app + web processes)");
+    if hidden {
+        common::pause(5);
+        let (cpu_hidden, rss_hidden) = common::tree_usage(pid, 60);
+        println!("   hidden:  {cpu_hidden:.2} % of one core, {rss_hidden:.0} MiB resident");
+    } else {
+        println!("   hidden:  not measured (xdotool could not unmap the window)");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

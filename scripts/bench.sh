@@ -14,4 +14,10 @@ case "${1:-}" in
     exit 2
     ;;
 esac
+if [ "$1" = monitoring ] && ! command -v xdotool >/dev/null; then
+  apt-get install -y -q xdotool >/dev/null || echo "xdotool unavailable: the app's hidden figures are skipped" >&2
+fi
+if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null; then
+  exec xvfb-run -a -s "-screen 0 1280x800x24" "$ROOT/scripts/with-keyring.sh" cargo bench -p pgsteward --bench "$1"
+fi
 exec "$ROOT/scripts/with-keyring.sh" cargo bench -p pgsteward --bench "$1"

@@ -46,6 +46,7 @@ fn main() {
             "maintain_status",
             "index_report",
             "job_cancel",
+            "maintain_trends",
         ]),
     ))
     .expect("tauri build script");

@@ -19,9 +19,9 @@ use crate::maintain::{
     ActionKind, ActionOutcome, ActionRun, AutovacuumAdvice, AutovacuumReport, AutovacuumWorker,
     BloatCaveat, BloatFigure, FigureSource, GuardLimits, IndexEntry, IndexFinding,
     IndexFindingKind, IndexReport, IndexStats, MaintenanceConfig, MaintenanceHistory,
-    MaintenancePlan, MaintenanceProgress, MaintenanceRecord, MaintenanceWindow, MissingIndex,
-    PlanRequest, PlannedAction, RunMode, RunReport, RunRequest, RunningMaintenance, TableEntry,
-    TableStats,
+    MaintenancePlan, MaintenanceProgress, MaintenanceRecord, MaintenanceTrends, MaintenanceWindow,
+    MissingIndex, PlanRequest, PlannedAction, RunMode, RunReport, RunRequest, RunningMaintenance,
+    TableEntry, TableStats, TrendChart, TrendPoint,
 };
 use crate::monitor::alerts::{
     AlertConfig, AlertRecord, AlertRule, AlertTransition, AlertsReport, Direction, RuleConfig,
@@ -152,6 +152,9 @@ pub fn typescript() -> String {
         IndexFinding::decl(&cfg),
         MissingIndex::decl(&cfg),
         IndexReport::decl(&cfg),
+        TrendPoint::decl(&cfg),
+        TrendChart::decl(&cfg),
+        MaintenanceTrends::decl(&cfg),
         Workload::decl(&cfg),
         StorageKind::decl(&cfg),
         OsKind::decl(&cfg),

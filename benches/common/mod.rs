@@ -229,17 +229,6 @@ impl Pgbench {
     }
 }
 
-/// CPU seconds (user + system) a process and its children have used so far, from /proc.
-pub fn cpu_seconds(pid: u32) -> f64 {
-    let ticks = 100.0; // USER_HZ on Linux
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // Fields after the command: state=0, ..., utime=11, stime=12, cutime=13, cstime=14.
-    let n = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (n(11) + n(12) + n(13) + n(14)) / ticks
-}
-
 /// Resident memory of a process in MiB.
 pub fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -254,4 +243,52 @@ pub fn rss_mib(pid: u32) -> f64 {
 
 pub fn pause(secs: u64) {
     std::thread::sleep(Duration::from_secs(secs));
+}
+
+/// A process and all its descendants (the app and its web content processes).
+pub fn process_tree(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    tree
+}
+
+/// Own CPU seconds (user + system, children not counted) of one process.
+pub fn own_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let n = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (n(11) + n(12)) / 100.0
+}
+
+/// CPU share of one core (percent) and resident memory (MiB) of a process tree over `secs`.
+pub fn tree_usage(root: u32, secs: u64) -> (f64, f64) {
+    let sum_cpu = || -> f64 { process_tree(root).into_iter().map(own_cpu_seconds).sum() };
+    let before = sum_cpu();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    let cpu = sum_cpu() - before;
+    let rss: f64 = process_tree(root).into_iter().map(rss_mib).sum();
+    (100.0 * cpu / t0.elapsed().as_secs_f64(), rss)
 }

@@ -76,6 +76,7 @@ fn main() {
             commands::maintain::maintain_history,
             commands::maintain::maintain_status,
             commands::maintain::index_report,
+            commands::maintain::maintain_trends,
             commands::jobs::job_cancel,
         ])
         .run(tauri::generate_context!())

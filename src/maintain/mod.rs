@@ -14,6 +14,7 @@ pub mod history;
 pub mod indexes;
 pub mod planner;
 pub mod stats;
+pub mod trends;
 
 use chrono::NaiveTime;
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,7 @@ pub use planner::{
     ActionKind, IndexEntry, MaintenancePlan, PlanRequest, PlannedAction, TableEntry,
 };
 pub use stats::{IndexStats, TableStats};
+pub use trends::{MaintenanceTrends, TrendChart, TrendPoint};
 
 /// The share of maintenance runs that must succeed.
 pub const SUCCESS_TARGET_PERCENT: f64 = 95.0;

@@ -17,6 +17,8 @@
 //! - `events(id, ts, kind, key, ...)`: slow-query events, `key` unique so a query run is
 //!   recorded once.
 //! - `meta(key, value)`: roll-up watermarks.
+//! - `table_trends(ts, schema_name, table_name, ...)`: dead tuples, size and bloat of the
+//!   largest tables and of the whole database (empty names) each time a plan reads them.
 //! - `maintenance_runs(id, run_id, mode, kind, ...)`: every maintenance action run, with dead
 //!   tuples and sizes before and after, duration, outcome and the reason of a failure (written
 //!   and read by `crate::maintain::history`).
@@ -271,6 +273,12 @@ const SCHEMA: &[&str] = &[
         started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL, dead_before INTEGER,
         dead_after INTEGER, size_before INTEGER, size_after INTEGER)",
     "CREATE INDEX IF NOT EXISTS maintenance_runs_by_time ON maintenance_runs (started_at)",
+    "CREATE TABLE IF NOT EXISTS table_trends (
+        ts INTEGER NOT NULL, schema_name TEXT NOT NULL, table_name TEXT NOT NULL,
+        live_tuples INTEGER NOT NULL, dead_tuples INTEGER NOT NULL, total_bytes INTEGER NOT NULL,
+        bloat_bytes INTEGER NOT NULL, measured INTEGER NOT NULL, tables INTEGER NOT NULL,
+        PRIMARY KEY (schema_name, table_name, ts))",
+    "CREATE INDEX IF NOT EXISTS table_trends_by_time ON table_trends (ts)",
     "PRAGMA user_version = 1",
 ];
 

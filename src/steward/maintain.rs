@@ -16,10 +16,12 @@ use crate::jobs::CancelToken;
 use crate::maintain::executor::MaintenanceSink;
 use crate::maintain::PlannedAction;
 use crate::maintain::{
-    autovacuum, bloat, executor, history, indexes, planner, stats, AutovacuumReport, IndexEntry,
-    IndexReport, MaintenanceConfig, MaintenanceHistory, MaintenancePlan, MaintenanceRecord,
-    MaintenanceWindow, PlanRequest, RunMode, RunReport, RunRequest, RunningMaintenance, TableEntry,
+    autovacuum, bloat, executor, history, indexes, planner, stats, trends, AutovacuumReport,
+    IndexEntry, IndexReport, MaintenanceConfig, MaintenanceHistory, MaintenancePlan,
+    MaintenanceRecord, MaintenanceTrends, MaintenanceWindow, PlanRequest, RunMode, RunReport,
+    RunRequest, RunningMaintenance, TableEntry,
 };
+use crate::monitor::series::HistoryRange;
 use crate::sql;
 
 /// Where maintenance stands for a project.
@@ -181,7 +183,7 @@ impl Steward {
         let (actions, plan_notes) =
             planner::plan_actions(&tables, &indexes, freeze_max_age, pgstattuple, cfg, req)?;
         notes.extend(plan_notes);
-        Ok(MaintenancePlan {
+        let plan = MaintenancePlan {
             project: name.to_string(),
             generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             config: cfg.clone(),
@@ -191,6 +193,45 @@ impl Steward {
             autovacuum_freeze_max_age: freeze_max_age,
             pgstattuple_installed: pgstattuple,
             notes,
+        };
+        // The trend snapshot is a by-product: a plan is still worth showing without it.
+        let snapshot = match self.history_store(name).await {
+            Ok(store) => trends::record(&store, &plan, chrono::Utc::now().timestamp_millis()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = snapshot {
+            tracing::warn!(
+                project = name,
+                "table trend snapshot not stored: {}",
+                e.message
+            );
+        }
+        Ok(plan)
+    }
+
+    /// Dead tuples, size and bloat over `range` for the database, or for one table when
+    /// `table` is given as (schema, name), with charts.
+    pub async fn maintain_trends(
+        &self,
+        name: &str,
+        range: HistoryRange,
+        table: Option<(&str, &str)>,
+    ) -> Result<MaintenanceTrends> {
+        let store = self.history_store(name).await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let (from, to) = range.bounds(now)?;
+        let mut points = trends::load(&store, table, from).await?;
+        points.retain(|p| p.ts < to);
+        let subject = match table {
+            Some((schema, t)) => format!("{schema}.{t}"),
+            None => "all tables".to_string(),
+        };
+        Ok(MaintenanceTrends {
+            project: name.to_string(),
+            schema: table.map(|t| t.0.to_string()),
+            table: table.map(|t| t.1.to_string()),
+            charts: trends::charts(&points, &subject, from, to),
+            points,
         })
     }
 

@@ -14,6 +14,7 @@ mod explain;
 mod health;
 mod history;
 mod maintain;
+mod maintain_trends;
 mod monitor_cli;
 mod pool;
 mod s3;

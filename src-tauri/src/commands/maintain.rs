@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use pgsteward::maintain::{
     IndexReport, MaintenanceConfig, MaintenanceHistory, MaintenancePlan, MaintenanceProgress,
-    MaintenanceSink, PlanRequest, RunMode, RunReport,
+    MaintenanceSink, MaintenanceTrends, PlanRequest, RunMode, RunReport,
 };
+use pgsteward::monitor::series::HistoryRange;
 use pgsteward::steward::MaintenanceStatus;
 use tauri::{AppHandle, Emitter, State};
 
@@ -131,4 +132,18 @@ pub async fn maintain_status(
 #[tauri::command]
 pub async fn index_report(state: State<'_, AppState>, name: String) -> CmdResult<IndexReport> {
     state.steward.index_report(&name).await
+}
+
+/// Dead tuples, size and bloat over a range, for the database or one table (schema and table
+/// both given).
+#[tauri::command]
+pub async fn maintain_trends(
+    state: State<'_, AppState>,
+    name: String,
+    range: HistoryRange,
+    schema: Option<String>,
+    table: Option<String>,
+) -> CmdResult<MaintenanceTrends> {
+    let one = schema.as_deref().zip(table.as_deref());
+    state.steward.maintain_trends(&name, range, one).await
 }

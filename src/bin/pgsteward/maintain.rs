@@ -96,6 +96,16 @@ pub enum MaintainCmd {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Dead tuples, size and bloat over time (a snapshot is kept each time a plan is built).
+    Trends {
+        name: String,
+        /// 24h, 7d or 30d.
+        #[arg(long, default_value = "7d")]
+        range: String,
+        /// One table, as schema.name (the schema is required: names may contain dots).
+        #[arg(long)]
+        table: Option<String>,
+    },
 }
 
 fn source(s: FigureSource) -> &'static str {
@@ -352,6 +362,38 @@ pub async fn run(st: &Steward, json: bool, cmd: MaintainCmd) -> Result<(), Error
                         }
                     ),
                     None => println!("no maintenance runs in the last 30 days"),
+                }
+            });
+        }
+        MaintainCmd::Trends { name, range, table } => {
+            let range = pgsteward::monitor::series::HistoryRange::parse(&range)?;
+            let one = match &table {
+                None => None,
+                Some(t) => Some(t.split_once('.').ok_or_else(|| {
+                    pgsteward::Error::invalid_input(format!(
+                        "Write the table as schema.name, e.g. public.{t}."
+                    ))
+                })?),
+            };
+            let tr = st.maintain_trends(&name, range, one).await?;
+            out(json, &tr, |tr| {
+                if tr.points.is_empty() {
+                    println!(
+                        "no snapshot in this range yet: one is kept each time a plan is built"
+                    );
+                }
+                for p in &tr.points {
+                    let when = chrono::DateTime::from_timestamp_millis(p.ts)
+                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_default();
+                    println!(
+                        "{when}  dead {:>12}  live {:>12}  size {:>10}  bloat {:>10} ({})",
+                        p.dead_tuples,
+                        p.live_tuples,
+                        human_bytes(p.total_bytes as f64),
+                        human_bytes(p.bloat_bytes as f64),
+                        if p.measured { "measured" } else { "estimated" }
+                    );
                 }
             });
         }

@@ -23,6 +23,7 @@ import type {
   MaintenancePlan,
   MaintenanceProgress,
   MaintenanceStatus,
+  MaintenanceTrends,
   RunReport,
   JobProgress,
   ProfileInput,
@@ -301,6 +302,20 @@ export function maintainRun(
 
 export function maintainHistory(name: string, limit: number): Promise<MaintenanceHistory> {
   return call<MaintenanceHistory>("maintain_history", { name, limit });
+}
+
+/** Dead tuples, size and bloat over a range: the database, or one table. */
+export function maintainTrends(
+  name: string,
+  range: HistoryRange,
+  table: { schema: string; name: string } | null,
+): Promise<MaintenanceTrends> {
+  return call<MaintenanceTrends>("maintain_trends", {
+    name,
+    range,
+    schema: table?.schema ?? null,
+    table: table?.name ?? null,
+  });
 }
 
 export function maintainStatus(name: string): Promise<MaintenanceStatus> {

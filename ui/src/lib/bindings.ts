@@ -733,6 +733,21 @@ export type IndexReport = { project: string, findings: Array<IndexFinding>, miss
  * Indexes looked at.
  */
 indexes: Array<IndexStats>, stats_reset: string | null, };
+export type TrendPoint = { ts: number, live_tuples: number, dead_tuples: number, total_bytes: number, 
+/**
+ * Estimated, or measured where a measurement was at hand when the snapshot was taken.
+ */
+bloat_bytes: number, 
+/**
+ * The bloat figure was measured (pgstattuple), not estimated.
+ */
+measured: boolean, };
+export type TrendChart = { id: string, title: string, svg: string, };
+export type MaintenanceTrends = { project: string, 
+/**
+ * `None` for the whole database.
+ */
+schema: string | null, table: string | null, points: Array<TrendPoint>, charts: Array<TrendChart>, };
 export type Workload = "web" | "oltp" | "dw" | "desktop" | "mixed";
 export type StorageKind = "ssd" | "hdd" | "san" | "nvme";
 export type OsKind = "linux" | "windows" | "mac";
