@@ -13,7 +13,7 @@ use ts_rs::TS;
 use super::bloat::{BloatCaveat, BloatFigure};
 use super::stats::{IndexStats, TableStats};
 use super::MaintenanceConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::ident::quote_ident;
 
 /// What an action does.
@@ -48,6 +48,18 @@ impl ActionKind {
         }
     }
 
+    /// The last digit of an action's id.
+    fn digit(self) -> u64 {
+        match self {
+            ActionKind::VacuumFreeze => 1,
+            ActionKind::Vacuum => 2,
+            ActionKind::VacuumAnalyze => 3,
+            ActionKind::Analyze => 4,
+            ActionKind::Reindex => 5,
+            ActionKind::Cluster => 6,
+        }
+    }
+
     fn order(self) -> u8 {
         match self {
             ActionKind::VacuumFreeze => 0,
@@ -62,8 +74,11 @@ impl ActionKind {
 /// One proposed statement.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct PlannedAction {
-    /// Position in the plan (1-based); `run --ids` picks by it.
-    pub id: u32,
+    /// Stable id: the oid of the relation worked on (the index for REINDEX, else the table) times
+    /// ten plus a digit for the kind, so two plans of an unchanged database give an action the
+    /// same id and `run --ids` from an earlier plan runs the action meant, or fails.
+    #[ts(type = "number")]
+    pub id: u64,
     pub kind: ActionKind,
     pub schema: String,
     pub table: String,
@@ -215,7 +230,12 @@ pub fn worth_measuring(i: &IndexEntry, cfg: &MaintenanceConfig, explicit: bool) 
                 })))
 }
 
-/// Build the plan's actions (ids assigned in order) and notes.
+/// The id of an action of `kind` on the relation `oid` (never a position in the list).
+pub fn action_id(kind: ActionKind, oid: i64) -> u64 {
+    (oid as u64) * 10 + kind.digit()
+}
+
+/// Build the plan's actions (ids from kind and oid, see [`action_id`]) and notes.
 pub fn plan_actions(
     tables: &[TableEntry],
     indexes: &[IndexEntry],
@@ -309,7 +329,7 @@ pub fn plan_actions(
         };
         let est = estimated_seconds(kind, s.heap_bytes + s.toast_bytes, s.index_bytes, 0);
         actions.push(PlannedAction {
-            id: 0,
+            id: action_id(kind, s.oid),
             kind,
             schema: s.schema.clone(),
             table: s.name.clone(),
@@ -351,7 +371,7 @@ pub fn plan_actions(
                     }
                 ));
                 actions.push(PlannedAction {
-                    id: 0,
+                    id: action_id(ActionKind::Reindex, s.oid),
                     kind: ActionKind::Reindex,
                     schema: s.schema.clone(),
                     table: s.table.clone(),
@@ -415,7 +435,7 @@ pub fn plan_actions(
             0,
         );
         actions.push(PlannedAction {
-            id: 0,
+            id: action_id(ActionKind::Cluster, s.oid),
             kind: ActionKind::Cluster,
             schema: s.schema.clone(),
             table: s.name.clone(),
@@ -445,31 +465,45 @@ pub fn plan_actions(
             &b.index,
         ))
     });
-    for (n, a) in actions.iter_mut().enumerate() {
-        a.id = n as u32 + 1;
-    }
     Ok((actions, notes))
 }
 
-/// The actions a run takes: all of them, or those with the given ids (in the order given);
-/// an unknown id is an error, so nothing runs that the DBA did not pick.
-pub fn select(actions: &[PlannedAction], all: bool, ids: &[u32]) -> Result<Vec<PlannedAction>> {
+/// The actions a run takes: all of them, or those with the given ids (in the order given).
+/// An id not in the plan is a `plan_changed` error, so nothing runs that the DBA did not pick.
+pub fn select(actions: &[PlannedAction], all: bool, ids: &[u64]) -> Result<Vec<PlannedAction>> {
     if all {
         return Ok(actions.to_vec());
     }
     let mut v: Vec<PlannedAction> = Vec::new();
     for id in ids {
-        let a = actions.iter().find(|a| a.id == *id).ok_or_else(|| {
-            Error::invalid_input(format!(
-                "The plan has no action {id} now (it has {}); show the plan again.",
-                actions.len()
-            ))
-        })?;
+        let a = actions
+            .iter()
+            .find(|a| a.id == *id)
+            .ok_or_else(|| stale(actions, *id))?;
         if !v.iter().any(|x| x.id == *id) {
             v.push(a.clone());
         }
     }
     Ok(v)
+}
+
+/// Why an id is not in the plan, naming what the plan now holds for the same relation.
+fn stale(actions: &[PlannedAction], id: u64) -> Error {
+    let same_object = actions.iter().find(|a| a.id / 10 == id / 10);
+    let now = match same_object {
+        Some(a) => format!(
+            " For that relation the plan now has action {} ({}).",
+            a.id,
+            a.kind.as_str()
+        ),
+        None => String::new(),
+    };
+    Error::new(
+        ErrorCode::PlanChanged,
+        format!(
+            "Action {id} is not in the plan now: the statistics changed or the object is gone since that plan was made.{now} Show the plan again and pick from it."
+        ),
+    )
 }
 
 /// A table by `name` or `schema.name`; an error when none or several match.
@@ -506,7 +540,9 @@ mod tests {
         analyzed: bool,
     ) -> TableEntry {
         let stats = TableStats {
-            oid: name.len() as i64,
+            oid: name
+                .bytes()
+                .fold(16384i64, |h, b| (h * 31 + b as i64) % 1_000_000_007),
             schema: "public".into(),
             name: name.into(),
             live_tuples: live,
@@ -575,12 +611,44 @@ mod tests {
         assert_eq!(a[1].sql, "VACUUM \"public\".\"dead\"");
         assert_eq!(a[1].lock, "ShareUpdateExclusiveLock");
         assert!(a[1].evidence[0].contains("30.0 %"), "{:?}", a[1].evidence);
-        assert_eq!(a.iter().map(|a| a.id).collect::<Vec<_>>(), vec![1, 2, 3]);
-        let picked = select(&a, false, &[3, 1, 3]).unwrap();
-        assert_eq!(picked.iter().map(|a| a.id).collect::<Vec<_>>(), vec![3, 1]);
+        let ids: Vec<u64> = a.iter().map(|a| a.id).collect();
+        assert_eq!(ids[1], action_id(ActionKind::Vacuum, a[1].id as i64 / 10));
+        let picked = select(&a, false, &[ids[2], ids[0], ids[2]]).unwrap();
+        assert_eq!(
+            picked.iter().map(|a| a.id).collect::<Vec<_>>(),
+            vec![ids[2], ids[0]]
+        );
         assert_eq!(select(&a, true, &[]).unwrap().len(), 3);
-        assert!(select(&a, false, &[4]).is_err());
         assert!(a.iter().all(|a| a.statement_timeout_seconds >= 300.0));
+    }
+
+    #[test]
+    fn ids_follow_the_object_not_the_position() {
+        const MB: i64 = 1024 * 1024;
+        let dead = || entry("dead", 70_000, 30_000, 0, 10 * MB, true);
+        let fresh = || entry("fresh", 50_000, 0, 50_000, 10 * MB, false);
+        let first = plan(&[dead(), fresh()]);
+        let again = plan(&[dead(), fresh()]);
+        let ids = |p: &[PlannedAction]| p.iter().map(|a| a.id).collect::<Vec<_>>();
+        assert_eq!(ids(&first), ids(&again));
+        // A table that needs nothing any more drops out; the other keeps its id.
+        let fewer = plan(&[
+            entry("both", 50_000, 50_000, 20_000, 10 * MB, true),
+            fresh(),
+        ]);
+        let fresh_id = first.iter().find(|a| a.table == "fresh").unwrap().id;
+        assert_eq!(
+            fewer.iter().find(|a| a.table == "fresh").unwrap().id,
+            fresh_id
+        );
+        let dead_id = first.iter().find(|a| a.table == "dead").unwrap().id;
+        let e = select(&fewer, false, &[dead_id]).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PlanChanged);
+        // The same table wanting another statement now is named in the error.
+        let changed = plan(&[entry("dead", 50_000, 50_000, 20_000, 10 * MB, true)]);
+        let e = select(&changed, false, &[dead_id]).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PlanChanged);
+        assert!(e.message.contains("vacuum_analyze"), "{}", e.message);
     }
 
     #[test]

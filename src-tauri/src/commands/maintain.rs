@@ -56,7 +56,7 @@ pub async fn maintain_run(
     state: State<'_, AppState>,
     shown: State<'_, ShownPlans>,
     name: String,
-    ids: Vec<u32>,
+    ids: Vec<u64>,
     sql: Vec<String>,
 ) -> CmdResult<RunReport> {
     if ids.is_empty() || ids.len() != sql.len() {
@@ -74,9 +74,10 @@ pub async fn maintain_run(
             match plan.actions.iter().find(|a| a.id == *id) {
                 Some(a) if &a.sql == confirmed => picked.push(a.clone()),
                 _ => {
-                    return Err(pgsteward::Error::invalid_input(format!(
-                        "Action {id} is not in the plan shown any more; plan again."
-                    )))
+                    return Err(pgsteward::Error::new(
+                        pgsteward::ErrorCode::PlanChanged,
+                        format!("Action {id} is not in the plan shown any more; plan again."),
+                    ))
                 }
             }
         }
