@@ -426,13 +426,27 @@ pub async fn indexes(st: &Steward, json: bool, name: &str) -> Result<(), Error> 
             );
         }
         for m in &r.missing {
+            let cost = match (m.cost_before, m.cost_after) {
+                (Some(b), Some(a)) => format!(", estimated cost {b:.1} -> {a:.1}"),
+                _ => String::new(),
+            };
             println!(
-                "missing?  {}.{} ({}): {} seq scans of ~{} rows\n      {}\n      {}",
-                m.schema, m.table, m.column, m.seq_scan, m.avg_rows_per_seq_scan, m.sql, m.note
+                "{} {}.{} ({}): {} seq scans of ~{} rows{cost}\n      {}\n      {}",
+                if m.validated { "missing!" } else { "missing?" },
+                m.schema,
+                m.table,
+                m.column,
+                m.seq_scan,
+                m.avg_rows_per_seq_scan,
+                m.sql,
+                m.note
             );
         }
         if let Some(s) = &r.stats_reset {
             println!("scan counts since {s}");
+        }
+        for n in &r.notes {
+            println!("note: {n}");
         }
     });
     Ok(())
