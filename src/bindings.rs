@@ -20,8 +20,8 @@ use crate::maintain::{
     BloatCaveat, BloatFigure, FigureSource, GuardLimits, IndexEntry, IndexFinding,
     IndexFindingKind, IndexReport, IndexStats, MaintenanceConfig, MaintenanceHistory,
     MaintenancePlan, MaintenanceProgress, MaintenanceRecord, MaintenanceTrends, MaintenanceWindow,
-    MissingIndex, PlanRequest, PlannedAction, RunMode, RunReport, RunRequest, RunningMaintenance,
-    TableEntry, TableStats, TrendChart, TrendPoint,
+    MissingIndex, MissingIndexSource, PlanRequest, PlannedAction, RunMode, RunReport, RunRequest,
+    RunningMaintenance, TableEntry, TableStats, TrendChart, TrendPoint,
 };
 use crate::monitor::alerts::{
     AlertConfig, AlertRecord, AlertRule, AlertTransition, AlertsReport, Direction, RuleConfig,
@@ -150,6 +150,7 @@ pub fn typescript() -> String {
         MaintenanceStatus::decl(&cfg),
         IndexFindingKind::decl(&cfg),
         IndexFinding::decl(&cfg),
+        MissingIndexSource::decl(&cfg),
         MissingIndex::decl(&cfg),
         IndexReport::decl(&cfg),
         TrendPoint::decl(&cfg),

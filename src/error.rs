@@ -56,6 +56,9 @@ pub enum ErrorCode {
     /// The backup storage (an S3 service) refused or failed a request, or an object that must
     /// not be replaced already exists there.
     StorageFailed,
+    /// A maintenance action id from an earlier plan is not in the plan now (the statistics
+    /// changed, or the object is gone): show the plan again.
+    PlanChanged,
     /// Anything else; the message says what.
     Internal,
 }
@@ -85,6 +88,7 @@ impl ErrorCode {
             ErrorCode::Io => "io",
             ErrorCode::StorageFailed => "storage_failed",
             ErrorCode::Busy => "busy",
+            ErrorCode::PlanChanged => "plan_changed",
             ErrorCode::Internal => "internal",
         }
     }

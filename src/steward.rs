@@ -25,9 +25,9 @@ use crate::jobs::{CancelToken, JobKind, JobStatus, ProgressSink, Reporter};
 use crate::monitor::{
     actions, activity, dashboard, explain, health, locks, queries, sampler, series, ActivityFilter,
     ActivityReport, BlockingTree, CompactReport, DashboardSnapshot, ExplainOptions, ExplainReport,
-    HealthOptions, HealthReport, HistoryCharts, HistoryOptions, HistoryRange, HistorySeries,
-    HistoryStore, Metric, QueryCharts, QueryEvent, QuerySeries, QuerySort, SampleReport,
-    SampleRing, SamplerHandle, SignalKind, SignalOutcome, TopQueries,
+    HealthOptions, HealthReport, HistoryCharts, HistoryOptions, HistoryRange, HistoryRetention,
+    HistorySeries, HistoryStore, Metric, QueryCharts, QueryEvent, QuerySeries, QuerySort,
+    SampleReport, SampleRing, SamplerHandle, SignalKind, SignalOutcome, TopQueries,
 };
 use crate::pgbin;
 use crate::project::{Project, ProjectInput, ProjectStore, ProjectSummary};
@@ -40,7 +40,7 @@ mod recovery;
 mod storage;
 mod tuning;
 mod upkeep;
-pub use maintain::MaintenanceStatus;
+pub use maintain::{GuardSettings, MaintenanceStatus};
 pub use recovery::{AmcheckReport, RecoveryReport};
 pub use storage::{CopyReport, StorageInfo};
 pub use upkeep::{KeyRotation, KitImport, PruneReport};
@@ -91,7 +91,10 @@ impl Steward {
             pools: Mutex::new(HashMap::new()),
             rings: Mutex::new(HashMap::new()),
             histories: Mutex::new(HashMap::new()),
-            history_opts: HistoryOptions::default(),
+            history_opts: HistoryOptions {
+                retention: HistoryRetention::from_env()?,
+                ..HistoryOptions::default()
+            },
             alert_engines: Mutex::new(HashMap::new()),
             latest: Mutex::new(HashMap::new()),
             probes: Mutex::new(HashMap::new()),

@@ -60,7 +60,8 @@ impl ActionOutcome {
 /// What running one action did.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct ActionRun {
-    pub action_id: u32,
+    #[ts(type = "number")]
+    pub action_id: u64,
     pub kind: ActionKind,
     pub schema: String,
     pub table: String,
@@ -105,7 +106,8 @@ pub struct RunReport {
 /// Where the running action is, from the pg_stat_progress_* views.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct MaintenanceProgress {
-    pub action_id: u32,
+    #[ts(type = "number")]
+    pub action_id: u64,
     pub kind: ActionKind,
     /// The table or index worked on.
     pub target: String,
@@ -397,7 +399,8 @@ async fn execute(
 pub struct RunRequest {
     pub mode: RunMode,
     /// Plan ids to run (approve mode).
-    pub ids: Vec<u32>,
+    #[ts(type = "Array<number>")]
+    pub ids: Vec<u64>,
     /// Every planned action (approve mode).
     pub all: bool,
     /// How to build the plan the ids refer to.

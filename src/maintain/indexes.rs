@@ -1,6 +1,6 @@
 //! Index health: indexes that cost writes and space without serving reads (unused, duplicate,
 //! redundant), invalid ones left by a failed concurrent build, and tables read by sequential
-//! scans that might want one. Constraint-backing indexes are never called unused: dropping
+//! scans that might want one (candidates from statements, checked with hypopg: [`super::hypo`]). Constraint-backing indexes are never called unused: dropping
 //! them would drop the constraint (or break a foreign key).
 
 use std::collections::HashMap;
@@ -46,6 +46,18 @@ pub struct IndexFinding {
     pub sql: String,
 }
 
+/// Where a missing-index candidate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingIndexSource {
+    /// A recorded statement (pg_stat_statements) scans the table sequentially with a
+    /// selective filter on the column.
+    Statement,
+    /// The table's counters show many sequential scans of many rows; the column was picked from
+    /// the column statistics.
+    TableScans,
+}
+
 /// A table that might want an index.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct MissingIndex {
@@ -57,9 +69,18 @@ pub struct MissingIndex {
     #[ts(type = "number")]
     pub avg_rows_per_seq_scan: i64,
     pub sql: String,
-    /// Checked with hypopg.
+    /// Checked with hypopg: the statement's estimated cost drops with the index.
     pub validated: bool,
     pub note: String,
+    pub source: MissingIndexSource,
+    /// The statement that would use it (normalised by pg_stat_statements).
+    pub statement: Option<String>,
+    #[ts(type = "number | null")]
+    pub calls: Option<i64>,
+    /// Estimated cost of the statement now (generic plan) ...
+    pub cost_before: Option<f64>,
+    /// ... and with a hypothetical index on the column (hypopg).
+    pub cost_after: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, TS)]
@@ -70,9 +91,13 @@ pub struct IndexReport {
     /// Indexes looked at.
     pub indexes: Vec<IndexStats>,
     pub stats_reset: Option<String>,
+    /// hypopg installed in the database (candidates can be validated).
+    pub hypopg_installed: bool,
+    /// What limited the candidates (missing extensions, statements left out).
+    pub notes: Vec<String>,
 }
 
-fn qualified(schema: &str, name: &str) -> Result<String> {
+pub(crate) fn qualified(schema: &str, name: &str) -> Result<String> {
     Ok(format!("{}.{}", quote_ident(schema)?, quote_ident(name)?))
 }
 
@@ -187,11 +212,11 @@ pub fn seq_scanned(tables: &[TableStats], min_bytes: i64) -> Vec<&TableStats> {
 }
 
 /// For a table read by sequential scans, the most selective column that no index leads.
+/// Unvalidated: there is no statement to plan with and without it.
 pub async fn missing_for(
     conn: &mut PooledConn,
     t: &TableStats,
     indexes: &[IndexStats],
-    hypopg: bool,
 ) -> Result<Option<MissingIndex>> {
     let rows = sqlx::query(sql!(
         "SELECT a.attname::text AS col, a.attnum AS num, ps.n_distinct::float8 AS nd
@@ -230,20 +255,13 @@ pub async fn missing_for(
         seq_scan: t.seq_scan,
         avg_rows_per_seq_scan: t.seq_tup_read / t.seq_scan.max(1),
         validated: false,
-        note: if hypopg {
-            "Unvalidated: hypopg is installed, but the column was picked from column statistics, not from the queries that scan the table; try it with hypopg_create_index and EXPLAIN on those queries.".into()
-        } else {
-            "Unvalidated (hypopg is not installed): the column was picked from column statistics; check the queries that scan the table before creating it.".into()
-        },
+        note: "Unvalidated: the column was picked from column statistics because the table is read by many sequential scans; no recorded statement filtering it was found to check it against.".into(),
+        source: MissingIndexSource::TableScans,
+        statement: None,
+        calls: None,
+        cost_before: None,
+        cost_after: None,
     }))
-}
-
-pub async fn hypopg_installed(conn: &mut PooledConn) -> Result<bool> {
-    Ok(sqlx::query_scalar(sql!(
-        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg')"
-    ))
-    .fetch_one(&mut **conn)
-    .await?)
 }
 
 pub async fn stats_reset(conn: &mut PooledConn) -> Result<Option<String>> {

@@ -4,13 +4,14 @@
 //! a plan of actions, each with its evidence, SQL, lock and estimated duration ([`planner`]) →
 //! the executor, one statement at a time under timeouts while the impact guard watches the
 //! server ([`executor`], [`guard`]) → the project's history ([`history`]). Index health
-//! ([`indexes`]) and autovacuum advice ([`autovacuum`]) are read-only reports beside it.
+//! ([`indexes`], with missing-index candidates checked by hypopg in [`hypo`]) and autovacuum advice ([`autovacuum`]) are read-only reports beside it.
 
 pub mod autovacuum;
 pub mod bloat;
 pub mod executor;
 pub mod guard;
 pub mod history;
+pub mod hypo;
 pub mod indexes;
 pub mod planner;
 pub mod stats;
@@ -28,9 +29,9 @@ pub use executor::{
     ActionOutcome, ActionRun, MaintenanceProgress, MaintenanceSink, RunMode, RunReport, RunRequest,
     RunningMaintenance,
 };
-pub use guard::GuardLimits;
+pub use guard::{GuardLimits, ProjectGuard};
 pub use history::{MaintenanceHistory, MaintenanceRecord};
-pub use indexes::{IndexFinding, IndexFindingKind, IndexReport, MissingIndex};
+pub use indexes::{IndexFinding, IndexFindingKind, IndexReport, MissingIndex, MissingIndexSource};
 pub use planner::{
     ActionKind, IndexEntry, MaintenancePlan, PlanRequest, PlannedAction, TableEntry,
 };
@@ -145,7 +146,8 @@ impl Default for MaintenanceConfig {
 
 impl MaintenanceConfig {
     /// Defaults with MAINTENANCE_WINDOW_START/END, VACUUM_THRESHOLD_PERCENT,
-    /// ANALYZE_THRESHOLD_PERCENT and REINDEX_THRESHOLD_PERCENT honoured.
+    /// ANALYZE_THRESHOLD_PERCENT, REINDEX_THRESHOLD_PERCENT and the guard's
+    /// MAINTENANCE_GUARD_* variables honoured.
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|k| std::env::var(k).ok())
     }
@@ -177,6 +179,7 @@ impl MaintenanceConfig {
             pct("ANALYZE_THRESHOLD_PERCENT", c.analyze_threshold_percent)?;
         c.reindex_threshold_percent =
             pct("REINDEX_THRESHOLD_PERCENT", c.reindex_threshold_percent)?;
+        c.guard.apply_vars(&var)?;
         Ok(c)
     }
 }

@@ -13,7 +13,7 @@ use ts_rs::TS;
 use super::bloat::{BloatCaveat, BloatFigure};
 use super::stats::{IndexStats, TableStats};
 use super::MaintenanceConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::ident::quote_ident;
 
 /// What an action does.
@@ -48,6 +48,18 @@ impl ActionKind {
         }
     }
 
+    /// The last digit of an action's id.
+    fn digit(self) -> u64 {
+        match self {
+            ActionKind::VacuumFreeze => 1,
+            ActionKind::Vacuum => 2,
+            ActionKind::VacuumAnalyze => 3,
+            ActionKind::Analyze => 4,
+            ActionKind::Reindex => 5,
+            ActionKind::Cluster => 6,
+        }
+    }
+
     fn order(self) -> u8 {
         match self {
             ActionKind::VacuumFreeze => 0,
@@ -62,8 +74,11 @@ impl ActionKind {
 /// One proposed statement.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct PlannedAction {
-    /// Position in the plan (1-based); `run --ids` picks by it.
-    pub id: u32,
+    /// Stable id: the oid of the relation worked on (the index for REINDEX, else the table) times
+    /// ten plus a digit for the kind, so two plans of an unchanged database give an action the
+    /// same id and `run --ids` from an earlier plan runs the action meant, or fails.
+    #[ts(type = "number")]
+    pub id: u64,
     pub kind: ActionKind,
     pub schema: String,
     pub table: String,
@@ -215,7 +230,12 @@ pub fn worth_measuring(i: &IndexEntry, cfg: &MaintenanceConfig, explicit: bool) 
                 })))
 }
 
-/// Build the plan's actions (ids assigned in order) and notes.
+/// The id of an action of `kind` on the relation `oid` (never a position in the list).
+pub fn action_id(kind: ActionKind, oid: i64) -> u64 {
+    (oid as u64) * 10 + kind.digit()
+}
+
+/// Build the plan's actions (ids from kind and oid, see [`action_id`]) and notes.
 pub fn plan_actions(
     tables: &[TableEntry],
     indexes: &[IndexEntry],
@@ -309,7 +329,7 @@ pub fn plan_actions(
         };
         let est = estimated_seconds(kind, s.heap_bytes + s.toast_bytes, s.index_bytes, 0);
         actions.push(PlannedAction {
-            id: 0,
+            id: action_id(kind, s.oid),
             kind,
             schema: s.schema.clone(),
             table: s.name.clone(),
@@ -351,7 +371,7 @@ pub fn plan_actions(
                     }
                 ));
                 actions.push(PlannedAction {
-                    id: 0,
+                    id: action_id(ActionKind::Reindex, s.oid),
                     kind: ActionKind::Reindex,
                     schema: s.schema.clone(),
                     table: s.table.clone(),
@@ -415,7 +435,7 @@ pub fn plan_actions(
             0,
         );
         actions.push(PlannedAction {
-            id: 0,
+            id: action_id(ActionKind::Cluster, s.oid),
             kind: ActionKind::Cluster,
             schema: s.schema.clone(),
             table: s.name.clone(),
@@ -445,31 +465,45 @@ pub fn plan_actions(
             &b.index,
         ))
     });
-    for (n, a) in actions.iter_mut().enumerate() {
-        a.id = n as u32 + 1;
-    }
     Ok((actions, notes))
 }
 
-/// The actions a run takes: all of them, or those with the given ids (in the order given);
-/// an unknown id is an error, so nothing runs that the DBA did not pick.
-pub fn select(actions: &[PlannedAction], all: bool, ids: &[u32]) -> Result<Vec<PlannedAction>> {
+/// The actions a run takes: all of them, or those with the given ids (in the order given).
+/// An id not in the plan is a `plan_changed` error, so nothing runs that the DBA did not pick.
+pub fn select(actions: &[PlannedAction], all: bool, ids: &[u64]) -> Result<Vec<PlannedAction>> {
     if all {
         return Ok(actions.to_vec());
     }
     let mut v: Vec<PlannedAction> = Vec::new();
     for id in ids {
-        let a = actions.iter().find(|a| a.id == *id).ok_or_else(|| {
-            Error::invalid_input(format!(
-                "The plan has no action {id} now (it has {}); show the plan again.",
-                actions.len()
-            ))
-        })?;
+        let a = actions
+            .iter()
+            .find(|a| a.id == *id)
+            .ok_or_else(|| stale(actions, *id))?;
         if !v.iter().any(|x| x.id == *id) {
             v.push(a.clone());
         }
     }
     Ok(v)
+}
+
+/// Why an id is not in the plan, naming what the plan now holds for the same relation.
+fn stale(actions: &[PlannedAction], id: u64) -> Error {
+    let same_object = actions.iter().find(|a| a.id / 10 == id / 10);
+    let now = match same_object {
+        Some(a) => format!(
+            " For that relation the plan now has action {} ({}).",
+            a.id,
+            a.kind.as_str()
+        ),
+        None => String::new(),
+    };
+    Error::new(
+        ErrorCode::PlanChanged,
+        format!(
+            "Action {id} is not in the plan now: the statistics changed or the object is gone since that plan was made.{now} Show the plan again and pick from it."
+        ),
+    )
 }
 
 /// A table by `name` or `schema.name`; an error when none or several match.
@@ -493,206 +527,5 @@ pub fn find_table<'a>(tables: &'a [TableEntry], spec: &str) -> Result<&'a TableE
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::maintain::bloat::{estimate_table, FigureSource};
-
-    fn entry(
-        name: &str,
-        live: i64,
-        dead: i64,
-        modified: i64,
-        heap: i64,
-        analyzed: bool,
-    ) -> TableEntry {
-        let stats = TableStats {
-            oid: name.len() as i64,
-            schema: "public".into(),
-            name: name.into(),
-            live_tuples: live,
-            dead_tuples: dead,
-            mod_since_analyze: modified,
-            reltuples: if analyzed { live as f64 } else { -1.0 },
-            relpages: heap / 8192,
-            seq_scan: 0,
-            seq_tup_read: 0,
-            idx_scan: 0,
-            last_vacuum: None,
-            last_autovacuum: None,
-            last_analyze: analyzed.then(|| "2026-01-01T00:00:00Z".into()),
-            last_autoanalyze: None,
-            heap_bytes: heap,
-            toast_bytes: 0,
-            index_bytes: 0,
-            xid_age: 100,
-            fillfactor: 100.0,
-            options: vec![],
-            columns: 2,
-            columns_with_stats: 2,
-            data_width: 40.0,
-            has_nulls: false,
-        };
-        let cfg = MaintenanceConfig::default();
-        TableEntry {
-            estimate: estimate_table(&stats, 8192),
-            below_minimum: below_minimum(&stats, &cfg),
-            measured: None,
-            stats,
-        }
-    }
-
-    fn plan(tables: &[TableEntry]) -> Vec<PlannedAction> {
-        plan_actions(
-            tables,
-            &[],
-            200_000_000,
-            false,
-            &MaintenanceConfig::default(),
-            &PlanRequest::default(),
-        )
-        .unwrap()
-        .0
-    }
-
-    #[test]
-    fn thresholds_pick_the_statement() {
-        const MB: i64 = 1024 * 1024;
-        let a = plan(&[
-            entry("dead", 70_000, 30_000, 0, 10 * MB, true),
-            entry("fine", 90_000, 10_000, 1000, 10 * MB, true),
-            entry("fresh", 50_000, 0, 50_000, 10 * MB, false),
-            entry("both", 50_000, 50_000, 20_000, 10 * MB, true),
-        ]);
-        let kinds: Vec<_> = a.iter().map(|a| (a.table.as_str(), a.kind)).collect();
-        assert_eq!(
-            kinds,
-            vec![
-                ("both", ActionKind::VacuumAnalyze),
-                ("dead", ActionKind::Vacuum),
-                ("fresh", ActionKind::Analyze)
-            ]
-        );
-        assert_eq!(a[1].sql, "VACUUM \"public\".\"dead\"");
-        assert_eq!(a[1].lock, "ShareUpdateExclusiveLock");
-        assert!(a[1].evidence[0].contains("30.0 %"), "{:?}", a[1].evidence);
-        assert_eq!(a.iter().map(|a| a.id).collect::<Vec<_>>(), vec![1, 2, 3]);
-        let picked = select(&a, false, &[3, 1, 3]).unwrap();
-        assert_eq!(picked.iter().map(|a| a.id).collect::<Vec<_>>(), vec![3, 1]);
-        assert_eq!(select(&a, true, &[]).unwrap().len(), 3);
-        assert!(select(&a, false, &[4]).is_err());
-        assert!(a.iter().all(|a| a.statement_timeout_seconds >= 300.0));
-    }
-
-    #[test]
-    fn small_tables_are_left_alone_unless_wraparound_nears() {
-        let mut tiny = entry("tiny", 500, 400, 500, 64 * 1024, true);
-        assert!(plan(std::slice::from_ref(&tiny)).is_empty());
-        tiny.stats.xid_age = 170_000_000;
-        let a = plan(&[tiny]);
-        assert_eq!(a.len(), 1);
-        assert_eq!(a[0].kind, ActionKind::VacuumFreeze);
-        assert_eq!(a[0].sql, "VACUUM (FREEZE) \"public\".\"tiny\"");
-    }
-
-    #[test]
-    fn freeze_comes_first_and_odd_names_are_quoted() {
-        const MB: i64 = 1024 * 1024;
-        let mut old = entry("zz", 100_000, 0, 0, 10 * MB, true);
-        old.stats.xid_age = 190_000_000;
-        let odd = entry("Ärger's \"T\"", 70_000, 30_000, 0, 10 * MB, true);
-        let a = plan(&[odd, old]);
-        assert_eq!(a[0].table, "zz");
-        assert_eq!(a[1].sql, "VACUUM \"public\".\"Ärger's \"\"T\"\"\"");
-    }
-
-    #[test]
-    fn reindex_only_on_a_measured_figure() {
-        const MB: i64 = 1024 * 1024;
-        let t = entry("t", 100_000, 0, 0, 10 * MB, true);
-        let stats = IndexStats {
-            oid: 99,
-            table_oid: t.stats.oid,
-            schema: "public".into(),
-            table: "t".into(),
-            name: "t_k".into(),
-            method: "btree".into(),
-            scans: 10,
-            bytes: 8 * MB,
-            relpages: 1024,
-            reltuples: 100_000.0,
-            valid: true,
-            unique: false,
-            primary: false,
-            partial: false,
-            expression: false,
-            backs_constraint: false,
-            columns: vec![2],
-            key_columns: 1,
-            definition: String::new(),
-            fillfactor: 90.0,
-            deduplicate_items: true,
-            data_width: 4.0,
-            columns_with_stats: 1,
-            leading_n_distinct: Some(-1.0),
-            signature: String::new(),
-        };
-        let estimate = crate::maintain::bloat::estimate_index(&stats, 8192, 150000);
-        assert!(estimate.bloat_percent > 30.0);
-        let mut ix = IndexEntry {
-            stats,
-            estimate,
-            measured: None,
-        };
-        let cfg = MaintenanceConfig::default();
-        assert!(worth_measuring(&ix, &cfg, false));
-        let run = |ix: &IndexEntry| {
-            plan_actions(
-                std::slice::from_ref(&t),
-                std::slice::from_ref(ix),
-                200_000_000,
-                true,
-                &cfg,
-                &PlanRequest::default(),
-            )
-            .unwrap()
-        };
-        let (a, notes) = run(&ix);
-        assert!(a.is_empty());
-        assert_eq!(notes.len(), 1);
-        ix.measured = Some(BloatFigure {
-            source: FigureSource::Measured,
-            bloat_percent: 55.0,
-            bloat_bytes: 4 * MB,
-            actual_bytes: 8 * MB,
-            dead_percent: None,
-            caveats: vec![],
-        });
-        let (a, _) = run(&ix);
-        assert_eq!(a.len(), 1);
-        assert_eq!(a[0].sql, "REINDEX INDEX CONCURRENTLY \"public\".\"t_k\"");
-        assert_eq!(a[0].bloat.as_ref().unwrap().source, FigureSource::Measured);
-        // CLUSTER only on request, and never on an index of another table.
-        let req = PlanRequest {
-            cluster_table: Some("t".into()),
-            cluster_index: Some("t_k".into()),
-            measure: false,
-        };
-        let (a, _) = plan_actions(
-            std::slice::from_ref(&t),
-            std::slice::from_ref(&ix),
-            200_000_000,
-            true,
-            &cfg,
-            &req,
-        )
-        .unwrap();
-        let c = a.iter().find(|a| a.kind == ActionKind::Cluster).unwrap();
-        assert_eq!(c.sql, "CLUSTER \"public\".\"t\" USING \"t_k\"");
-        assert_eq!(c.lock, "AccessExclusiveLock");
-        let bad = PlanRequest {
-            cluster_index: Some("nope".into()),
-            ..req
-        };
-        assert!(plan_actions(&[t], &[ix], 200_000_000, true, &cfg, &bad).is_err());
-    }
-}
+#[path = "planner_tests.rs"]
+mod tests;

@@ -26,7 +26,7 @@
 //! Roll-ups are incremental: compaction folds every complete minute of raw points newer than
 //! the minute watermark into `metrics_minute` and every complete hour of minutes into
 //! `metrics_hour`, then deletes what is past its retention (raw a day, minutes 30 days, hours a
-//! year by default; see [`HistoryRetention`]). Raw statement deltas are summed per hour the same
+//! year, maintenance runs a year by default; see [`HistoryRetention`]). Raw statement deltas are summed per hour the same
 //! way. Points written later with a timestamp before a watermark are not rolled up again.
 
 use std::collections::HashMap;
@@ -62,6 +62,8 @@ pub struct HistoryRetention {
     pub hour_days: u32,
     /// Slow-query events.
     pub event_days: u32,
+    /// Maintenance action runs (`maintenance_runs`); MAINTENANCE_HISTORY_DAYS.
+    pub maintenance_days: u32,
 }
 
 impl Default for HistoryRetention {
@@ -71,6 +73,7 @@ impl Default for HistoryRetention {
             minute_days: 30,
             hour_days: 365,
             event_days: 30,
+            maintenance_days: 365,
         }
     }
 }
@@ -87,6 +90,29 @@ impl HistoryRetention {
     }
     pub fn event_ms(&self) -> i64 {
         self.event_days as i64 * DAY_MS
+    }
+    pub fn maintenance_ms(&self) -> i64 {
+        self.maintenance_days as i64 * DAY_MS
+    }
+
+    /// Defaults with MAINTENANCE_HISTORY_DAYS honoured.
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut r = HistoryRetention::default();
+        if let Some(v) = var("MAINTENANCE_HISTORY_DAYS").filter(|v| !v.trim().is_empty()) {
+            r.maintenance_days = match v.trim().parse::<u32>() {
+                Ok(d) if d >= 1 => d,
+                _ => {
+                    return Err(Error::invalid_input(format!(
+                        "MAINTENANCE_HISTORY_DAYS must be a whole number of days (1 or more), not \"{v}\"."
+                    )))
+                }
+            };
+        }
+        Ok(r)
     }
 }
 
@@ -212,6 +238,9 @@ pub struct CompactReport {
     pub statement_rows_deleted: u64,
     #[ts(type = "number")]
     pub events_deleted: u64,
+    /// Maintenance action runs older than their retention.
+    #[ts(type = "number")]
+    pub maintenance_runs_deleted: u64,
 }
 
 /// A project's history store. Cheap to clone.
@@ -817,6 +846,12 @@ impl HistoryStore {
             .await
             .map_err(|e| db_err("deleting old events", e))?;
         rep.events_deleted = r.rows_affected();
+        let r = sqlx::query("DELETE FROM maintenance_runs WHERE started_at < ?")
+            .bind(now - retention.maintenance_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_err("deleting old maintenance runs", e))?;
+        rep.maintenance_runs_deleted = r.rows_affected();
         tx.commit()
             .await
             .map_err(|e| db_err("committing compaction", e))?;

@@ -14,13 +14,13 @@ use super::Steward;
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::CancelToken;
 use crate::maintain::executor::MaintenanceSink;
-use crate::maintain::PlannedAction;
 use crate::maintain::{
-    autovacuum, bloat, executor, history, indexes, planner, stats, trends, AutovacuumReport,
-    IndexEntry, IndexReport, MaintenanceConfig, MaintenanceHistory, MaintenancePlan,
-    MaintenanceRecord, MaintenanceTrends, MaintenanceWindow, PlanRequest, RunMode, RunReport,
-    RunRequest, RunningMaintenance, TableEntry,
+    autovacuum, bloat, executor, guard, history, hypo, indexes, planner, stats, trends,
+    AutovacuumReport, IndexEntry, IndexReport, MaintenanceConfig, MaintenanceHistory,
+    MaintenancePlan, MaintenanceRecord, MaintenanceTrends, MaintenanceWindow, PlanRequest, RunMode,
+    RunReport, RunRequest, RunningMaintenance, TableEntry,
 };
+use crate::maintain::{GuardLimits, PlannedAction, ProjectGuard};
 use crate::monitor::series::HistoryRange;
 use crate::sql;
 
@@ -39,6 +39,16 @@ pub struct MaintenanceStatus {
     pub last_run: Option<MaintenanceRecord>,
     pub success_rate_percent: Option<f64>,
     pub target_percent: f64,
+}
+
+/// A project's guard overrides and the limits in force.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct GuardSettings {
+    pub project: String,
+    /// Set for this project (`maintenance.json`), by name; they win over the environment.
+    pub overrides: std::collections::BTreeMap<String, String>,
+    /// Defaults, then MAINTENANCE_GUARD_* variables, then the overrides.
+    pub limits: GuardLimits,
 }
 
 /// Where a run's actions come from.
@@ -89,6 +99,55 @@ impl Steward {
         Ok((time, zone, cfg.window.contains(t)))
     }
 
+    /// `cfg` with the project's own guard limits (`maintenance.json`) applied over it.
+    pub fn maintain_config(
+        &self,
+        name: &str,
+        cfg: &MaintenanceConfig,
+    ) -> Result<MaintenanceConfig> {
+        let mut c = cfg.clone();
+        c.guard
+            .apply_project(&ProjectGuard::load(&self.store.project_dir(name)?)?)?;
+        Ok(c)
+    }
+
+    /// The project's guard overrides and the limits in force (defaults, environment, project).
+    pub fn maintain_guard(&self, name: &str, cfg: &MaintenanceConfig) -> Result<GuardSettings> {
+        self.store.get(name)?;
+        let dir = self.store.project_dir(name)?;
+        Ok(GuardSettings {
+            project: name.to_string(),
+            overrides: ProjectGuard::load(&dir)?.guard,
+            limits: self.maintain_config(name, cfg)?.guard,
+        })
+    }
+
+    /// Set (`Some`) or remove (`None`) project guard overrides; each value is checked first.
+    pub fn set_maintain_guard(
+        &self,
+        name: &str,
+        cfg: &MaintenanceConfig,
+        changes: &[(String, Option<String>)],
+    ) -> Result<GuardSettings> {
+        self.store.get(name)?;
+        let dir = self.store.project_dir(name)?;
+        let mut p = ProjectGuard::load(&dir)?;
+        for (k, v) in changes {
+            match v {
+                Some(v) => {
+                    GuardLimits::default().set(k, k, v)?;
+                    p.guard.insert(k.clone(), v.trim().to_string());
+                }
+                None if guard::SETTINGS.iter().any(|(n, _)| n == k) => {
+                    p.guard.remove(k);
+                }
+                None => return Err(guard::unknown(k)),
+            }
+        }
+        p.save(&dir)?;
+        self.maintain_guard(name, cfg)
+    }
+
     /// Build the maintenance plan of a project's database.
     pub async fn maintain_plan(
         &self,
@@ -96,6 +155,7 @@ impl Steward {
         cfg: &MaintenanceConfig,
         req: &PlanRequest,
     ) -> Result<MaintenancePlan> {
+        let cfg = &self.maintain_config(name, cfg)?;
         let pool = self.pool(name)?;
         let mut c = pool.acquire().await?;
         let (freeze_max_age, version) = stats::server_facts(&mut c).await?;
@@ -279,6 +339,7 @@ impl Steward {
         sink: MaintenanceSink,
     ) -> Result<RunReport> {
         let _lock = self.maintain_lock(name)?;
+        let cfg = &self.maintain_config(name, cfg)?;
         let pool = self.pool(name)?;
         let (local_time, time_zone, inside) = {
             let mut c = pool.acquire().await?;
@@ -417,10 +478,21 @@ impl Steward {
         let mut c = pool.acquire().await?;
         let idx = stats::indexes(&mut c).await?;
         let tables = stats::tables(&mut c).await?;
-        let hypopg = indexes::hypopg_installed(&mut c).await?;
-        let mut missing = Vec::new();
+        let hypopg = hypo::extension_schema(&mut c, "hypopg").await?;
+        // A session of its own: it holds hypothetical indexes and is closed afterwards.
+        let found = {
+            let mut v = pool.acquire().await?;
+            hypo::from_statements(&mut v, &tables, &idx, hypopg.as_deref()).await?
+        };
+        let mut missing = found.candidates;
         for t in indexes::seq_scanned(&tables, 10 * 1024 * 1024) {
-            if let Some(m) = indexes::missing_for(&mut c, t, &idx, hypopg).await? {
+            if missing
+                .iter()
+                .any(|m| m.schema == t.schema && m.table == t.name)
+            {
+                continue;
+            }
+            if let Some(m) = indexes::missing_for(&mut c, t, &idx).await? {
                 missing.push(m);
             }
         }
@@ -431,6 +503,8 @@ impl Steward {
             missing,
             indexes: idx,
             stats_reset,
+            hypopg_installed: hypopg.is_some(),
+            notes: found.notes,
         })
     }
 }

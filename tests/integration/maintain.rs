@@ -32,7 +32,7 @@ fn setup(major: u32) -> (Pg, Home) {
     (pg, home)
 }
 
-fn approve(ids: Vec<u32>) -> RunRequest {
+fn approve(ids: Vec<u64>) -> RunRequest {
     RunRequest {
         mode: RunMode::Approve,
         ids,

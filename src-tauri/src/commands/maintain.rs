@@ -61,7 +61,7 @@ pub async fn maintain_run(
     shown: State<'_, ShownPlans>,
     jobs: State<'_, RunningJobs>,
     name: String,
-    ids: Vec<u32>,
+    ids: Vec<u64>,
     sql: Vec<String>,
     in_window: bool,
 ) -> CmdResult<RunReport> {
@@ -80,9 +80,10 @@ pub async fn maintain_run(
             match plan.actions.iter().find(|a| a.id == *id) {
                 Some(a) if &a.sql == confirmed => picked.push(a.clone()),
                 _ => {
-                    return Err(pgsteward::Error::invalid_input(format!(
-                        "Action {id} is not in the plan shown any more; plan again."
-                    )))
+                    return Err(pgsteward::Error::new(
+                        pgsteward::ErrorCode::PlanChanged,
+                        format!("Action {id} is not in the plan shown any more; plan again."),
+                    ))
                 }
             }
         }

@@ -219,7 +219,7 @@ pub async fn run(st: &Arc<Steward>, cmd: HistoryCmd, json: bool) -> Result<(), E
             out(json, &reports, |rs| {
                 for r in rs {
                     println!(
-                        "{}: {} minute and {} hour roll-up rows written; deleted {} raw, {} minute, {} hour rows, {} statement rows, {} events",
+                        "{}: {} minute and {} hour roll-up rows written; deleted {} raw, {} minute, {} hour rows, {} statement rows, {} events, {} maintenance runs",
                         r.project,
                         r.minute_rows_written,
                         r.hour_rows_written,
@@ -227,7 +227,8 @@ pub async fn run(st: &Arc<Steward>, cmd: HistoryCmd, json: bool) -> Result<(), E
                         r.minute_rows_deleted,
                         r.hour_rows_deleted,
                         r.statement_rows_deleted,
-                        r.events_deleted
+                        r.events_deleted,
+                        r.maintenance_runs_deleted
                     );
                 }
             });

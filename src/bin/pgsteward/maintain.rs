@@ -1,4 +1,4 @@
-//! `pgsteward maintain plan|run|status|history` and `pgsteward indexes`: statistics-driven
+//! `pgsteward maintain plan|run|status|guard|history` and `pgsteward indexes`: statistics-driven
 //! VACUUM, ANALYZE, REINDEX and CLUSTER, and index health.
 
 use clap::{Args, Subcommand};
@@ -73,9 +73,9 @@ pub enum MaintainCmd {
     /// Run planned actions: picked by id, all, or (--window) all inside the maintenance window.
     Run {
         name: String,
-        /// Plan ids to run, e.g. 1,3.
-        #[arg(long, value_delimiter = ',', conflicts_with_all = ["all", "window"])]
-        ids: Vec<u32>,
+        /// Plan ids to run, e.g. 163842,163904 (an id stays the same while the action does).
+        #[arg(long, visible_alias = "only", value_delimiter = ',', conflicts_with_all = ["all", "window"])]
+        ids: Vec<u64>,
         /// Every planned action.
         #[arg(long, conflicts_with = "window")]
         all: bool,
@@ -90,6 +90,16 @@ pub enum MaintainCmd {
     },
     /// The window, maintenance running now, autovacuum workers and advice, the last run.
     Status { name: String },
+    /// The impact guard's limits in force; --set/--unset change this project's own.
+    Guard {
+        name: String,
+        /// NAME=VALUE, e.g. max_lock_waiters=1, max_active_sessions=off, max_replication_lag=512MB.
+        #[arg(long, value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Drop a project limit (the environment's or the default applies again).
+        #[arg(long, value_name = "NAME")]
+        unset: Vec<String>,
+    },
     /// Past maintenance runs with before/after figures and the success rate.
     History {
         name: String,
@@ -328,6 +338,44 @@ pub async fn run(st: &Steward, json: bool, cmd: MaintainCmd) -> Result<(), Error
                 }
             });
         }
+        MaintainCmd::Guard { name, set, unset } => {
+            let mut changes = Vec::new();
+            for kv in &set {
+                let (k, v) = kv.split_once('=').ok_or_else(|| {
+                    Error::invalid_input(format!("--set takes NAME=VALUE, not \"{kv}\"."))
+                })?;
+                changes.push((k.trim().to_string(), Some(v.to_string())));
+            }
+            changes.extend(unset.into_iter().map(|k| (k, None)));
+            let g = if changes.is_empty() {
+                st.maintain_guard(&name, &cfg)?
+            } else {
+                st.set_maintain_guard(&name, &cfg, &changes)?
+            };
+            out(json, &g, |g| {
+                let l = &g.limits;
+                let or_off = |v: Option<String>| v.unwrap_or_else(|| "off".into());
+                println!(
+                    "sessions waiting on its locks: at most {} (after {} s)",
+                    l.max_waiting_sessions, l.lock_wait_grace_seconds
+                );
+                println!(
+                    "active sessions: {}",
+                    or_off(l.max_active_sessions.map(|v| v.to_string()))
+                );
+                println!(
+                    "mean latency of active statements: {}",
+                    or_off(l.max_statement_latency_ms.map(|v| format!("{v} ms")))
+                );
+                println!(
+                    "replication lag: {}",
+                    or_off(l.max_replication_lag_bytes.map(|v| human_bytes(v as f64)))
+                );
+                for (k, v) in &g.overrides {
+                    println!("project setting: {k} = {v}");
+                }
+            });
+        }
         MaintainCmd::History { name, limit } => {
             let h = st.maintain_history(&name, limit).await?;
             out(json, &h, |h| {
@@ -420,13 +468,27 @@ pub async fn indexes(st: &Steward, json: bool, name: &str) -> Result<(), Error> 
             );
         }
         for m in &r.missing {
+            let cost = match (m.cost_before, m.cost_after) {
+                (Some(b), Some(a)) => format!(", estimated cost {b:.1} -> {a:.1}"),
+                _ => String::new(),
+            };
             println!(
-                "missing?  {}.{} ({}): {} seq scans of ~{} rows\n      {}\n      {}",
-                m.schema, m.table, m.column, m.seq_scan, m.avg_rows_per_seq_scan, m.sql, m.note
+                "{} {}.{} ({}): {} seq scans of ~{} rows{cost}\n      {}\n      {}",
+                if m.validated { "missing!" } else { "missing?" },
+                m.schema,
+                m.table,
+                m.column,
+                m.seq_scan,
+                m.avg_rows_per_seq_scan,
+                m.sql,
+                m.note
             );
         }
         if let Some(s) = &r.stats_reset {
             println!("scan counts since {s}");
+        }
+        for n in &r.notes {
+            println!("note: {n}");
         }
     });
     Ok(())

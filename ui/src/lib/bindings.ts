@@ -1,6 +1,6 @@
 // Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p pgsteward --lib bindings`. Do not edit.
 
-export type ErrorCode = "invalid_connection" | "invalid_input" | "project_not_found" | "project_exists" | "auth_failed" | "permission_denied" | "connect_failed" | "circuit_open" | "pool_timeout" | "query_failed" | "keyring_unavailable" | "secret_missing" | "backup_corrupt" | "backup_not_found" | "wrong_key" | "tool_missing" | "tool_failed" | "confirmation_required" | "cancelled" | "busy" | "io" | "storage_failed" | "internal";
+export type ErrorCode = "invalid_connection" | "invalid_input" | "project_not_found" | "project_exists" | "auth_failed" | "permission_denied" | "connect_failed" | "circuit_open" | "pool_timeout" | "query_failed" | "keyring_unavailable" | "secret_missing" | "backup_corrupt" | "backup_not_found" | "wrong_key" | "tool_missing" | "tool_failed" | "confirmation_required" | "cancelled" | "busy" | "io" | "storage_failed" | "plan_changed" | "internal";
 export type Error = { code: ErrorCode, message: string, 
 /**
  * SQLSTATE reported by the server, when there was one.
@@ -459,6 +459,11 @@ lock_wait_grace_seconds: number,
  */
 max_active_sessions: number | null, 
 /**
+ * Mean time the other active client statements have been running, milliseconds, above
+ * which it stops; `None`: no limit.
+ */
+max_statement_latency_ms: number | null, 
+/**
  * Replication lag (bytes of WAL not yet replayed on a standby) above which it stops.
  */
 max_replication_lag_bytes: number | null, 
@@ -573,7 +578,9 @@ caveats: Array<BloatCaveat>, };
 export type ActionKind = "vacuum_freeze" | "vacuum" | "vacuum_analyze" | "analyze" | "reindex" | "cluster";
 export type PlannedAction = { 
 /**
- * Position in the plan (1-based); `run --ids` picks by it.
+ * Stable id: the oid of the relation worked on (the index for REINDEX, else the table) times
+ * ten plus a digit for the kind, so two plans of an unchanged database give an action the
+ * same id and `run --ids` from an earlier plan runs the action meant, or fails.
  */
 id: number, kind: ActionKind, schema: string, table: string, index: string | null, 
 /**
@@ -723,16 +730,37 @@ other: string | null, detail: string,
  * What to do about it.
  */
 sql: string, };
+export type MissingIndexSource = "statement" | "table_scans";
 export type MissingIndex = { schema: string, table: string, column: string, seq_scan: number, avg_rows_per_seq_scan: number, sql: string, 
 /**
- * Checked with hypopg.
+ * Checked with hypopg: the statement's estimated cost drops with the index.
  */
-validated: boolean, note: string, };
+validated: boolean, note: string, source: MissingIndexSource, 
+/**
+ * The statement that would use it (normalised by pg_stat_statements).
+ */
+statement: string | null, calls: number | null, 
+/**
+ * Estimated cost of the statement now (generic plan) ...
+ */
+cost_before: number | null, 
+/**
+ * ... and with a hypothetical index on the column (hypopg).
+ */
+cost_after: number | null, };
 export type IndexReport = { project: string, findings: Array<IndexFinding>, missing: Array<MissingIndex>, 
 /**
  * Indexes looked at.
  */
-indexes: Array<IndexStats>, stats_reset: string | null, };
+indexes: Array<IndexStats>, stats_reset: string | null, 
+/**
+ * hypopg installed in the database (candidates can be validated).
+ */
+hypopg_installed: boolean, 
+/**
+ * What limited the candidates (missing extensions, statements left out).
+ */
+notes: Array<string>, };
 export type TrendPoint = { ts: number, live_tuples: number, dead_tuples: number, total_bytes: number, 
 /**
  * Estimated, or measured where a measurement was at hand when the snapshot was taken.
@@ -929,8 +957,16 @@ hour_days: number,
 /**
  * Slow-query events.
  */
-event_days: number, };
-export type CompactReport = { project: string, minute_rows_written: number, hour_rows_written: number, raw_rows_deleted: number, minute_rows_deleted: number, hour_rows_deleted: number, statement_rows_deleted: number, events_deleted: number, };
+event_days: number, 
+/**
+ * Maintenance action runs (`maintenance_runs`); MAINTENANCE_HISTORY_DAYS.
+ */
+maintenance_days: number, };
+export type CompactReport = { project: string, minute_rows_written: number, hour_rows_written: number, raw_rows_deleted: number, minute_rows_deleted: number, hour_rows_deleted: number, statement_rows_deleted: number, events_deleted: number, 
+/**
+ * Maintenance action runs older than their retention.
+ */
+maintenance_runs_deleted: number, };
 export type Metric = "tps" | "commits_per_s" | "rollbacks_per_s" | "connections" | "max_connections" | "cache_hit_ratio" | "tuples_read_per_s" | "tuples_written_per_s" | "temp_files_per_s" | "temp_bytes_per_s" | "deadlocks_per_s" | "checkpoints_timed_per_s" | "checkpoints_requested_per_s" | "wal_bytes_per_s" | "replication_lag_seconds" | "replication_lag_bytes" | "slot_retained_bytes" | "locks_waiting" | "database_size_bytes" | "statement_mean_ms" | "statement_calls_per_s" | "up" | "probe_latency_ms";
 export type HistoryRange = { "kind": "last15m" } | { "kind": "last1h" } | { "kind": "last24h" } | { "kind": "last7d" } | { "kind": "last30d" } | { "kind": "between", from: number, to: number, };
 export type Resolution = "raw" | "minute" | "hour";

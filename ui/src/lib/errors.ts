@@ -24,6 +24,7 @@ const CODES: Record<ErrorCode, true> = {
   busy: true,
   io: true,
   storage_failed: true,
+  plan_changed: true,
   internal: true,
 };
 const KNOWN_CODES: ReadonlySet<string> = new Set(Object.keys(CODES));
