@@ -47,6 +47,8 @@ fn main() {
             "index_report",
             "job_cancel",
             "maintain_trends",
+            "maintain_settings",
+            "maintain_settings_set",
         ]),
     ))
     .expect("tauri build script");

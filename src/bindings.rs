@@ -41,8 +41,8 @@ use crate::monitor::{
 };
 use crate::project::{ProjectInput, ProjectSummary};
 use crate::steward::{
-    AmcheckReport, ConnectionTest, CopyReport, KeyRotation, KitImport, MaintenanceStatus,
-    PruneReport, RecoveryReport, StorageInfo,
+    AmcheckReport, ConnectionTest, CopyReport, KeyRotation, KitImport, MaintenanceSettings,
+    MaintenanceStatus, PruneReport, RecoveryReport, StorageInfo,
 };
 use crate::tune::{
     AppliedSetting, ApplyReport, Confidence, DbSize, Group, HardwareProfile, MemoryBudget,
@@ -148,6 +148,7 @@ pub fn typescript() -> String {
         AutovacuumWorker::decl(&cfg),
         AutovacuumReport::decl(&cfg),
         MaintenanceStatus::decl(&cfg),
+        MaintenanceSettings::decl(&cfg),
         IndexFindingKind::decl(&cfg),
         IndexFinding::decl(&cfg),
         MissingIndexSource::decl(&cfg),

@@ -40,7 +40,7 @@ mod recovery;
 mod storage;
 mod tuning;
 mod upkeep;
-pub use maintain::{GuardSettings, MaintenanceStatus};
+pub use maintain::{MaintenanceSettings, MaintenanceStatus};
 pub use recovery::{AmcheckReport, RecoveryReport};
 pub use storage::{CopyReport, StorageInfo};
 pub use upkeep::{KeyRotation, KitImport, PruneReport};

@@ -77,6 +77,8 @@ fn main() {
             commands::maintain::maintain_status,
             commands::maintain::index_report,
             commands::maintain::maintain_trends,
+            commands::maintain::maintain_settings,
+            commands::maintain::maintain_settings_set,
             commands::jobs::job_cancel,
         ])
         .run(tauri::generate_context!())

@@ -185,12 +185,16 @@ impl GuardLimits {
     }
 }
 
-/// A project's own guard limits, stored as `maintenance.json` in its folder; they win over the
-/// environment. Values are text in the syntax of the environment variables.
+/// A project's own maintenance settings, stored as `maintenance.json` in its folder; they win
+/// over the environment. Values are text in the syntax of the environment variables.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
 pub struct ProjectGuard {
+    /// Guard limits, by the names of [`SETTINGS`].
     #[serde(default)]
     pub guard: BTreeMap<String, String>,
+    /// Window, time zone and thresholds, by the names of [`super::PLAN_SETTINGS`].
+    #[serde(default)]
+    pub plan: BTreeMap<String, String>,
 }
 
 impl ProjectGuard {

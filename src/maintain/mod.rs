@@ -89,6 +89,30 @@ impl Default for MaintenanceWindow {
     }
 }
 
+/// Settings a project can set for itself (name, and the environment variable that sets it for
+/// every project); the guard's limits are in [`guard::SETTINGS`].
+pub const PLAN_SETTINGS: [(&str, &str); 6] = [
+    ("window_start", "MAINTENANCE_WINDOW_START"),
+    ("window_end", "MAINTENANCE_WINDOW_END"),
+    ("time_zone", "MAINTENANCE_TIME_ZONE"),
+    ("vacuum_threshold_percent", "VACUUM_THRESHOLD_PERCENT"),
+    ("analyze_threshold_percent", "ANALYZE_THRESHOLD_PERCENT"),
+    ("reindex_threshold_percent", "REINDEX_THRESHOLD_PERCENT"),
+];
+
+/// The error for a setting name that is neither a plan setting nor a guard limit.
+pub fn unknown_setting(name: &str) -> Error {
+    Error::invalid_input(format!(
+        "\"{name}\" is not a maintenance setting; known: {}.",
+        PLAN_SETTINGS
+            .iter()
+            .chain(guard::SETTINGS.iter())
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
 /// Thresholds, minimum sizes, the window and the guard's limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct MaintenanceConfig {
@@ -150,6 +174,50 @@ impl MaintenanceConfig {
     /// MAINTENANCE_GUARD_* variables honoured.
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// Set one of [`PLAN_SETTINGS`] by its name from text, checking it (`key` names it in
+    /// errors).
+    pub fn set(&mut self, name: &str, key: &str, v: &str) -> Result<()> {
+        let t = v.trim();
+        let pct = || -> Result<f64> {
+            match t.parse::<f64>() {
+                Ok(p) if p > 0.0 && p <= 100.0 => Ok(p),
+                _ => Err(Error::invalid_input(format!(
+                    "{key} must be a percentage above 0 and at most 100, not \"{v}\"."
+                ))),
+            }
+        };
+        let hhmm = |w: NaiveTime| w.format("%H:%M").to_string();
+        match name {
+            "window_start" => self.window = MaintenanceWindow::parse(t, &hhmm(self.window.end))?,
+            "window_end" => self.window = MaintenanceWindow::parse(&hhmm(self.window.start), t)?,
+            "time_zone" => {
+                let ok = !t.is_empty()
+                    && t.len() <= 64
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
+                if !ok {
+                    return Err(Error::invalid_input(format!(
+                        "{key} must be a time zone name such as Europe/Paris or UTC, not \"{v}\"."
+                    )));
+                }
+                self.time_zone = Some(t.to_string());
+            }
+            "vacuum_threshold_percent" => self.vacuum_threshold_percent = pct()?,
+            "analyze_threshold_percent" => self.analyze_threshold_percent = pct()?,
+            "reindex_threshold_percent" => self.reindex_threshold_percent = pct()?,
+            _ => return Err(unknown_setting(name)),
+        }
+        Ok(())
+    }
+
+    /// Apply a project's own settings (window, zone, thresholds, guard limits) over these.
+    pub fn apply_project(&mut self, p: &ProjectGuard) -> Result<()> {
+        for (name, v) in &p.plan {
+            self.set(name, &format!("{name} in maintenance.json"), v)?;
+        }
+        self.guard.apply_project(p)
     }
 
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self> {

@@ -20,7 +20,7 @@ use crate::maintain::{
     MaintenancePlan, MaintenanceRecord, MaintenanceTrends, MaintenanceWindow, PlanRequest, RunMode,
     RunReport, RunRequest, RunningMaintenance, TableEntry,
 };
-use crate::maintain::{GuardLimits, PlannedAction, ProjectGuard};
+use crate::maintain::{PlannedAction, ProjectGuard};
 use crate::monitor::series::HistoryRange;
 use crate::sql;
 
@@ -41,14 +41,15 @@ pub struct MaintenanceStatus {
     pub target_percent: f64,
 }
 
-/// A project's guard overrides and the limits in force.
+/// A project's own maintenance settings and the configuration in force.
 #[derive(Debug, Clone, Serialize, TS)]
-pub struct GuardSettings {
+pub struct MaintenanceSettings {
     pub project: String,
-    /// Set for this project (`maintenance.json`), by name; they win over the environment.
+    /// Set for this project (`maintenance.json`), by name (window, zone, thresholds and guard
+    /// limits); they win over the environment.
     pub overrides: std::collections::BTreeMap<String, String>,
-    /// Defaults, then MAINTENANCE_GUARD_* variables, then the overrides.
-    pub limits: GuardLimits,
+    /// Defaults, then the environment, then the overrides.
+    pub config: MaintenanceConfig,
 }
 
 /// Where a run's actions come from.
@@ -99,53 +100,66 @@ impl Steward {
         Ok((time, zone, cfg.window.contains(t)))
     }
 
-    /// `cfg` with the project's own guard limits (`maintenance.json`) applied over it.
+    /// `cfg` with the project's own settings (`maintenance.json`) applied over it.
     pub fn maintain_config(
         &self,
         name: &str,
         cfg: &MaintenanceConfig,
     ) -> Result<MaintenanceConfig> {
         let mut c = cfg.clone();
-        c.guard
-            .apply_project(&ProjectGuard::load(&self.store.project_dir(name)?)?)?;
+        c.apply_project(&ProjectGuard::load(&self.store.project_dir(name)?)?)?;
         Ok(c)
     }
 
-    /// The project's guard overrides and the limits in force (defaults, environment, project).
-    pub fn maintain_guard(&self, name: &str, cfg: &MaintenanceConfig) -> Result<GuardSettings> {
+    /// The project's own settings and the configuration in force (defaults, environment,
+    /// project).
+    pub fn maintain_settings(
+        &self,
+        name: &str,
+        cfg: &MaintenanceConfig,
+    ) -> Result<MaintenanceSettings> {
         self.store.get(name)?;
         let dir = self.store.project_dir(name)?;
-        Ok(GuardSettings {
+        let p = ProjectGuard::load(&dir)?;
+        Ok(MaintenanceSettings {
             project: name.to_string(),
-            overrides: ProjectGuard::load(&dir)?.guard,
-            limits: self.maintain_config(name, cfg)?.guard,
+            overrides: p.plan.into_iter().chain(p.guard).collect(),
+            config: self.maintain_config(name, cfg)?,
         })
     }
 
-    /// Set (`Some`) or remove (`None`) project guard overrides; each value is checked first.
-    pub fn set_maintain_guard(
+    /// Set (`Some`) or remove (`None`) project settings; every change is checked, and nothing
+    /// is saved unless all of them are valid together.
+    pub fn set_maintain_settings(
         &self,
         name: &str,
         cfg: &MaintenanceConfig,
         changes: &[(String, Option<String>)],
-    ) -> Result<GuardSettings> {
+    ) -> Result<MaintenanceSettings> {
         self.store.get(name)?;
         let dir = self.store.project_dir(name)?;
         let mut p = ProjectGuard::load(&dir)?;
         for (k, v) in changes {
+            let is_guard = guard::SETTINGS.iter().any(|(n, _)| n == k);
+            let is_plan = crate::maintain::PLAN_SETTINGS.iter().any(|(n, _)| n == k);
+            let map = match (is_guard, is_plan) {
+                (true, _) => &mut p.guard,
+                (_, true) => &mut p.plan,
+                _ => return Err(crate::maintain::unknown_setting(k)),
+            };
             match v {
-                Some(v) => {
-                    GuardLimits::default().set(k, k, v)?;
-                    p.guard.insert(k.clone(), v.trim().to_string());
+                Some(v) if !v.trim().is_empty() => {
+                    map.insert(k.clone(), v.trim().to_string());
                 }
-                None if guard::SETTINGS.iter().any(|(n, _)| n == k) => {
-                    p.guard.remove(k);
+                _ => {
+                    map.remove(k);
                 }
-                None => return Err(guard::unknown(k)),
             }
         }
+        // Check the whole set as it would apply (a window's start and end go together).
+        cfg.clone().apply_project(&p)?;
         p.save(&dir)?;
-        self.maintain_guard(name, cfg)
+        self.maintain_settings(name, cfg)
     }
 
     /// Build the maintenance plan of a project's database.
@@ -415,6 +429,7 @@ impl Steward {
         cfg: &MaintenanceConfig,
         cancel: &CancelToken,
     ) -> Result<bool> {
+        let cfg = &self.maintain_config(name, cfg)?;
         let pool = self.pool(name)?;
         loop {
             let inside = {
@@ -445,6 +460,7 @@ impl Steward {
         name: &str,
         cfg: &MaintenanceConfig,
     ) -> Result<MaintenanceStatus> {
+        let cfg = &self.maintain_config(name, cfg)?;
         let pool = self.pool(name)?;
         let mut c = pool.acquire().await?;
         let (local_time, time_zone, inside) = self.window_now(&mut c, cfg).await?;

@@ -143,7 +143,7 @@ async fn guard_limit_from_the_environment_stops_a_run(major: u32) {
     let env = [("MAINTENANCE_GUARD_MAX_ACTIVE_SESSIONS", Path::new("0"))];
     let (ok, g) = cli_json_env(&home, &["--json", "maintain", "guard", "app"], None, &env);
     assert!(ok, "{g}");
-    assert_eq!(g["limits"]["max_active_sessions"], 0);
+    assert_eq!(g["config"]["guard"]["max_active_sessions"], 0);
     let t0 = std::time::Instant::now();
     let (ok, run) = cli_json_env(
         &home,
@@ -196,8 +196,8 @@ async fn guard_limit_from_the_environment_stops_a_run(major: u32) {
         &env,
     );
     assert!(ok, "{g}");
-    assert_eq!(g["limits"]["max_active_sessions"], 7);
-    assert_eq!(g["limits"]["max_replication_lag_bytes"], 256 << 20);
+    assert_eq!(g["config"]["guard"]["max_active_sessions"], 7);
+    assert_eq!(g["config"]["guard"]["max_replication_lag_bytes"], 256 << 20);
     assert_eq!(g["overrides"]["max_active_sessions"], "7");
     let (ok, bad) = cli_json(
         &home,
@@ -227,7 +227,7 @@ async fn guard_limit_from_the_environment_stops_a_run(major: u32) {
         &env,
     );
     assert!(ok, "{g}");
-    assert_eq!(g["limits"]["max_active_sessions"], 0);
+    assert_eq!(g["config"]["guard"]["max_active_sessions"], 0);
     let (ok, bad) = cli_json_env(
         &home,
         &["--json", "maintain", "plan", "app"],
@@ -316,3 +316,140 @@ async fn old_maintenance_runs_are_pruned_by_compaction(major: u32) {
     assert_eq!(bad["error"]["code"], "invalid_input");
 }
 on_each_version!(old_maintenance_runs_are_pruned_by_compaction);
+
+/// A project's own window, time zone and threshold win over the environment and decide the
+/// plan and the status; a bad value in a batch saves none of it; unsetting restores the
+/// environment's value.
+async fn project_settings_move_the_window_and_the_thresholds(major: u32) {
+    let (pg, home) = setup(major);
+    pg.sql(
+        "app",
+        "CREATE TABLE churn (id int PRIMARY KEY, pad text) WITH (autovacuum_enabled = false);
+         INSERT INTO churn SELECT g, repeat('x', 60) FROM generate_series(1, 20000) g;
+         ANALYZE churn;",
+    );
+    // 10 % dead: under the default 20 % threshold.
+    pg.sql("app", "DELETE FROM churn WHERE id % 10 = 0");
+    let env = [("VACUUM_THRESHOLD_PERCENT", Path::new("20"))];
+    let vacuum_planned = |plan: &serde_json::Value| {
+        plan["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["table"] == "churn" && a["kind"].as_str().unwrap().starts_with("vacuum"))
+    };
+    let (ok, plan) = cli_json_env(&home, &["--json", "maintain", "plan", "app"], None, &env);
+    assert!(ok, "{plan}");
+    assert!(!vacuum_planned(&plan), "10 % dead is under 20 %");
+
+    // A window that cannot contain the current UTC time, and a 5 % threshold.
+    let now = chrono::Utc::now();
+    let hhmm = |h: i64| {
+        (now + chrono::Duration::hours(h))
+            .format("%H:%M")
+            .to_string()
+    };
+    let (start, end) = (hhmm(2), hhmm(3));
+    let (ok, s) = cli_json_env(
+        &home,
+        &[
+            "--json",
+            "maintain",
+            "settings",
+            "app",
+            "--set",
+            &format!("window_start={start}"),
+            "--set",
+            &format!("window_end={end}"),
+            "--set",
+            "time_zone=UTC",
+            "--set",
+            "vacuum_threshold_percent=5",
+        ],
+        None,
+        &env,
+    );
+    assert!(ok, "{s}");
+    assert_eq!(s["config"]["vacuum_threshold_percent"], 5.0);
+    assert_eq!(s["overrides"]["time_zone"], "UTC");
+    let (ok, plan) = cli_json_env(&home, &["--json", "maintain", "plan", "app"], None, &env);
+    assert!(ok, "{plan}");
+    assert!(vacuum_planned(&plan), "10 % dead is over the project's 5 %");
+    let (ok, status) = cli_json_env(&home, &["--json", "maintain", "status", "app"], None, &env);
+    assert!(ok, "{status}");
+    assert_eq!(status["inside_window"], false, "{status}");
+    assert_eq!(status["time_zone"], "UTC");
+    assert!(status["window"]["start"]
+        .as_str()
+        .unwrap()
+        .starts_with(&start));
+    // Automatic mode keeps to the project's window: nothing runs.
+    let (ok, run) = cli_json_env(
+        &home,
+        &["--json", "maintain", "run", "app", "--window", "--yes"],
+        None,
+        &env,
+    );
+    assert!(ok, "{run}");
+    assert_eq!(run["runs"].as_array().unwrap().len(), 0, "{run}");
+
+    // One bad value: nothing of the batch is saved.
+    let (ok, bad) = cli_json(
+        &home,
+        &[
+            "--json",
+            "maintain",
+            "settings",
+            "app",
+            "--set",
+            "analyze_threshold_percent=7",
+            "--set",
+            "window_end=25:99",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert_eq!(bad["error"]["code"], "invalid_input");
+    let (_, s) = cli_json_env(
+        &home,
+        &["--json", "maintain", "settings", "app"],
+        None,
+        &env,
+    );
+    assert!(
+        s["overrides"].get("analyze_threshold_percent").is_none(),
+        "{s}"
+    );
+    assert_eq!(s["overrides"]["window_end"], end.as_str());
+    let (ok, bad) = cli_json(
+        &home,
+        &["--json", "maintain", "settings", "app", "--set", "nosuch=1"],
+        None,
+    );
+    assert!(!ok);
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("window_start"),
+        "{bad}"
+    );
+
+    // Unset: the environment's threshold applies again.
+    let (ok, s) = cli_json_env(
+        &home,
+        &[
+            "--json",
+            "maintain",
+            "settings",
+            "app",
+            "--unset",
+            "vacuum_threshold_percent",
+        ],
+        None,
+        &env,
+    );
+    assert!(ok, "{s}");
+    assert_eq!(s["config"]["vacuum_threshold_percent"], 20.0);
+}
+on_each_version!(project_settings_move_the_window_and_the_thresholds);

@@ -9,7 +9,7 @@ use pgsteward::maintain::{
     MaintenanceSink, MaintenanceTrends, PlanRequest, RunMode, RunReport,
 };
 use pgsteward::monitor::series::HistoryRange;
-use pgsteward::steward::MaintenanceStatus;
+use pgsteward::steward::{MaintenanceSettings, MaintenanceStatus};
 use tauri::{AppHandle, Emitter, State};
 
 use super::CmdResult;
@@ -147,4 +147,27 @@ pub async fn maintain_trends(
 ) -> CmdResult<MaintenanceTrends> {
     let one = schema.as_deref().zip(table.as_deref());
     state.steward.maintain_trends(&name, range, one).await
+}
+
+/// The project's own maintenance settings and the configuration in force.
+#[tauri::command]
+pub fn maintain_settings(
+    state: State<'_, AppState>,
+    name: String,
+) -> CmdResult<MaintenanceSettings> {
+    let cfg = MaintenanceConfig::from_env()?;
+    state.steward.maintain_settings(&name, &cfg)
+}
+
+/// Change the project's own settings: a value sets one, null (or empty) drops it so the
+/// environment's or the default applies. Nothing is saved unless every change is valid.
+#[tauri::command]
+pub fn maintain_settings_set(
+    state: State<'_, AppState>,
+    name: String,
+    changes: std::collections::BTreeMap<String, Option<String>>,
+) -> CmdResult<MaintenanceSettings> {
+    let cfg = MaintenanceConfig::from_env()?;
+    let changes: Vec<(String, Option<String>)> = changes.into_iter().collect();
+    state.steward.set_maintain_settings(&name, &cfg, &changes)
 }

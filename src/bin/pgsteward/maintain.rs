@@ -90,13 +90,17 @@ pub enum MaintainCmd {
     },
     /// The window, maintenance running now, autovacuum workers and advice, the last run.
     Status { name: String },
-    /// The impact guard's limits in force; --set/--unset change this project's own.
-    Guard {
+    /// The window, time zone, thresholds and impact guard limits in force; --set/--unset
+    /// change this project's own.
+    #[command(alias = "guard")]
+    Settings {
         name: String,
-        /// NAME=VALUE, e.g. max_lock_waiters=1, max_active_sessions=off, max_replication_lag=512MB.
+        /// NAME=VALUE, e.g. window_start=01:00, time_zone=Europe/Paris,
+        /// vacuum_threshold_percent=15, max_lock_waiters=1, max_active_sessions=off,
+        /// max_replication_lag=512MB.
         #[arg(long, value_name = "NAME=VALUE")]
         set: Vec<String>,
-        /// Drop a project limit (the environment's or the default applies again).
+        /// Drop a project setting (the environment's or the default applies again).
         #[arg(long, value_name = "NAME")]
         unset: Vec<String>,
     },
@@ -338,7 +342,7 @@ pub async fn run(st: &Steward, json: bool, cmd: MaintainCmd) -> Result<(), Error
                 }
             });
         }
-        MaintainCmd::Guard { name, set, unset } => {
+        MaintainCmd::Settings { name, set, unset } => {
             let mut changes = Vec::new();
             for kv in &set {
                 let (k, v) = kv.split_once('=').ok_or_else(|| {
@@ -348,12 +352,27 @@ pub async fn run(st: &Steward, json: bool, cmd: MaintainCmd) -> Result<(), Error
             }
             changes.extend(unset.into_iter().map(|k| (k, None)));
             let g = if changes.is_empty() {
-                st.maintain_guard(&name, &cfg)?
+                st.maintain_settings(&name, &cfg)?
             } else {
-                st.set_maintain_guard(&name, &cfg, &changes)?
+                st.set_maintain_settings(&name, &cfg, &changes)?
             };
             out(json, &g, |g| {
-                let l = &g.limits;
+                let c = &g.config;
+                println!(
+                    "window: {}-{} ({})",
+                    c.window.start.format("%H:%M"),
+                    c.window.end.format("%H:%M"),
+                    c.time_zone
+                        .as_deref()
+                        .unwrap_or("local time of this computer")
+                );
+                println!(
+                    "thresholds: VACUUM at {} % dead tuples, ANALYZE at {} % changed rows, REINDEX at {} % bloat",
+                    c.vacuum_threshold_percent,
+                    c.analyze_threshold_percent,
+                    c.reindex_threshold_percent
+                );
+                let l = &c.guard;
                 let or_off = |v: Option<String>| v.unwrap_or_else(|| "off".into());
                 println!(
                     "sessions waiting on its locks: at most {} (after {} s)",

@@ -22,6 +22,7 @@ import type {
   MaintenanceHistory,
   MaintenancePlan,
   MaintenanceProgress,
+  MaintenanceSettings,
   MaintenanceStatus,
   MaintenanceTrends,
   RunReport,
@@ -316,6 +317,19 @@ export function maintainTrends(
     schema: table?.schema ?? null,
     table: table?.name ?? null,
   });
+}
+
+/** The project's own maintenance settings and the configuration in force. */
+export function maintainSettings(name: string): Promise<MaintenanceSettings> {
+  return call<MaintenanceSettings>("maintain_settings", { name });
+}
+
+/** Set (text) or drop (null) project settings; nothing is saved unless all are valid. */
+export function maintainSettingsSet(
+  name: string,
+  changes: Record<string, string | null>,
+): Promise<MaintenanceSettings> {
+  return call<MaintenanceSettings>("maintain_settings_set", { name, changes });
 }
 
 export function maintainStatus(name: string): Promise<MaintenanceStatus> {

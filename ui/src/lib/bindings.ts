@@ -720,6 +720,16 @@ export type MaintenanceStatus = { project: string, window: MaintenanceWindow, ti
  * VACUUM, CREATE INDEX / REINDEX and CLUSTER running on the server now.
  */
 running: Array<RunningMaintenance>, autovacuum: AutovacuumReport, last_run: MaintenanceRecord | null, success_rate_percent: number | null, target_percent: number, };
+export type MaintenanceSettings = { project: string, 
+/**
+ * Set for this project (`maintenance.json`), by name (window, zone, thresholds and guard
+ * limits); they win over the environment.
+ */
+overrides: { [key in string]: string }, 
+/**
+ * Defaults, then the environment, then the overrides.
+ */
+config: MaintenanceConfig, };
 export type IndexFindingKind = "unused" | "duplicate" | "redundant" | "invalid";
 export type IndexFinding = { kind: IndexFindingKind, schema: string, table: string, index: string, bytes: number, scans: number, 
 /**

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
-import type { MaintenancePlan, TableEntry, TableStats } from "./bindings";
-import { badges, filterTables, sortTables, visibleRange } from "./maintenance";
+import type { MaintenanceConfig, MaintenancePlan, TableEntry, TableStats } from "./bindings";
+import {
+  badges,
+  filterTables,
+  SETTING_FIELDS,
+  settingChanges,
+  sortTables,
+  visibleRange,
+} from "./maintenance";
 
 function table(
   name: string,
@@ -114,5 +121,32 @@ describe("virtual list window", () => {
     expect(visibleRange(3000, 300, 30, 20_000, 5)).toEqual([95, 115]);
     expect(visibleRange(599_700, 300, 30, 20_000, 5)).toEqual([19_985, 20_000]);
     expect(visibleRange(0, 300, 30, 0, 5)).toEqual([0, 0]);
+  });
+});
+
+describe("settings form", () => {
+  it("sends only what changed: new text sets, an emptied field drops the override", () => {
+    const overrides = { window_start: "01:00", max_active_sessions: "10" };
+    const form = { window_start: "01:00", window_end: " 05:30 ", max_active_sessions: "" };
+    expect(settingChanges(overrides, form)).toEqual({
+      window_end: "05:30",
+      max_active_sessions: null,
+    });
+    expect(settingChanges({}, {})).toEqual({});
+  });
+
+  it("shows the values in force, off for an unset limit", () => {
+    const config = {
+      window: { start: "02:00:00", end: "06:00:00" },
+      time_zone: null,
+      vacuum_threshold_percent: 20,
+      guard: { max_active_sessions: null, max_replication_lag_bytes: 1024 },
+    } as unknown as MaintenanceConfig;
+    const show = (k: string) => SETTING_FIELDS.find((f) => f.key === k)!.inForce(config);
+    expect(show("window_start")).toBe("02:00");
+    expect(show("time_zone")).toBe("local time");
+    expect(show("vacuum_threshold_percent")).toBe("20");
+    expect(show("max_active_sessions")).toBe("off");
+    expect(show("max_replication_lag")).toBe("1024 B");
   });
 });

@@ -1,6 +1,6 @@
 // The maintenance page's table list: health badges from the plan's figures and thresholds,
 // and sorting. Pure functions, so the page stays a view and these are unit-tested.
-import type { MaintenancePlan, TableEntry } from "./bindings";
+import type { MaintenanceConfig, MaintenancePlan, TableEntry } from "./bindings";
 
 export type TableSort = "name" | "size" | "dead" | "bloat" | "xid_age" | "changed";
 
@@ -134,4 +134,93 @@ export function visibleRange(
   const first = Math.max(0, Math.floor(scrollTop / rowHeight) - overscan);
   const last = Math.min(count, Math.ceil((scrollTop + viewport) / rowHeight) + overscan);
   return [first, Math.max(first, last)];
+}
+
+/** A project setting the form edits: its name, a label, and the value in force as text. */
+export interface SettingField {
+  key: string;
+  label: string;
+  hint: string;
+  inForce: (c: MaintenanceConfig) => string;
+}
+
+const hhmm = (t: string) => t.slice(0, 5);
+const orOff = (v: number | null, unit = "") => (v === null ? "off" : `${v}${unit}`);
+
+export const SETTING_FIELDS: SettingField[] = [
+  {
+    key: "window_start",
+    label: "Window start",
+    hint: "HH:MM",
+    inForce: (c) => hhmm(c.window.start),
+  },
+  { key: "window_end", label: "Window end", hint: "HH:MM", inForce: (c) => hhmm(c.window.end) },
+  {
+    key: "time_zone",
+    label: "Time zone",
+    hint: "e.g. Europe/Paris",
+    inForce: (c) => c.time_zone ?? "local time",
+  },
+  {
+    key: "vacuum_threshold_percent",
+    label: "VACUUM at dead tuples (%)",
+    hint: "1–100",
+    inForce: (c) => String(c.vacuum_threshold_percent),
+  },
+  {
+    key: "analyze_threshold_percent",
+    label: "ANALYZE at changed rows (%)",
+    hint: "1–100",
+    inForce: (c) => String(c.analyze_threshold_percent),
+  },
+  {
+    key: "reindex_threshold_percent",
+    label: "REINDEX at index bloat (%)",
+    hint: "1–100",
+    inForce: (c) => String(c.reindex_threshold_percent),
+  },
+  {
+    key: "max_lock_waiters",
+    label: "Guard: sessions waiting on our locks",
+    hint: "a number",
+    inForce: (c) => String(c.guard.max_waiting_sessions),
+  },
+  {
+    key: "lock_wait_seconds",
+    label: "Guard: after waiting (s)",
+    hint: "seconds",
+    inForce: (c) => String(c.guard.lock_wait_grace_seconds),
+  },
+  {
+    key: "max_active_sessions",
+    label: "Guard: active sessions",
+    hint: "a number or off",
+    inForce: (c) => orOff(c.guard.max_active_sessions),
+  },
+  {
+    key: "max_statement_latency_ms",
+    label: "Guard: statement latency (ms)",
+    hint: "a number or off",
+    inForce: (c) => orOff(c.guard.max_statement_latency_ms),
+  },
+  {
+    key: "max_replication_lag",
+    label: "Guard: replication lag",
+    hint: "e.g. 512MB or off",
+    inForce: (c) => orOff(c.guard.max_replication_lag_bytes, " B"),
+  },
+];
+
+/** What the form changed against the project's overrides: text sets, null drops. */
+export function settingChanges(
+  overrides: Record<string, string | undefined>,
+  form: Record<string, string>,
+): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  for (const f of SETTING_FIELDS) {
+    const was = overrides[f.key] ?? "";
+    const now = (form[f.key] ?? "").trim();
+    if (now !== was) out[f.key] = now === "" ? null : now;
+  }
+  return out;
 }
