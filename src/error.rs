@@ -56,6 +56,11 @@ pub enum ErrorCode {
     /// The backup storage (an S3 service) refused or failed a request, or an object that must
     /// not be replaced already exists there.
     StorageFailed,
+    /// The OTLP endpoint could not be reached (refused, unresolvable, timed out), even after
+    /// retries.
+    OtlpUnreachable,
+    /// The OTLP endpoint answered the export with an error status.
+    OtlpRejected,
     /// Anything else; the message says what.
     Internal,
 }
@@ -85,6 +90,8 @@ impl ErrorCode {
             ErrorCode::Io => "io",
             ErrorCode::StorageFailed => "storage_failed",
             ErrorCode::Busy => "busy",
+            ErrorCode::OtlpUnreachable => "otlp_unreachable",
+            ErrorCode::OtlpRejected => "otlp_rejected",
             ErrorCode::Internal => "internal",
         }
     }

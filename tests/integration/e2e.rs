@@ -524,7 +524,7 @@ fn history_lists_a_slow_statement_and_charts_the_last_15_minutes() {
             .filter(|t| t.contains('%'))
     });
     assert!(day.contains("100.0 %"), "{day}");
-    assert_eq!(s.find_all("alert-rule").len(), 6);
+    assert_eq!(s.find_all("alert-rule").len(), 7);
     // The slow statements above may well have made the latency or slow-query rule fire (the
     // rules themselves are tested against real servers elsewhere); either way the section says.
     s.until("the firing section", LONG, || {

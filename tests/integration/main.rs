@@ -15,6 +15,7 @@ mod health;
 mod history;
 mod maintain;
 mod monitor_cli;
+mod otlp;
 mod pool;
 mod s3;
 mod secrets;

@@ -1,6 +1,6 @@
 // Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p pgsteward --lib bindings`. Do not edit.
 
-export type ErrorCode = "invalid_connection" | "invalid_input" | "project_not_found" | "project_exists" | "auth_failed" | "permission_denied" | "connect_failed" | "circuit_open" | "pool_timeout" | "query_failed" | "keyring_unavailable" | "secret_missing" | "backup_corrupt" | "backup_not_found" | "wrong_key" | "tool_missing" | "tool_failed" | "confirmation_required" | "cancelled" | "busy" | "io" | "storage_failed" | "internal";
+export type ErrorCode = "invalid_connection" | "invalid_input" | "project_not_found" | "project_exists" | "auth_failed" | "permission_denied" | "connect_failed" | "circuit_open" | "pool_timeout" | "query_failed" | "keyring_unavailable" | "secret_missing" | "backup_corrupt" | "backup_not_found" | "wrong_key" | "tool_missing" | "tool_failed" | "confirmation_required" | "cancelled" | "busy" | "io" | "storage_failed" | "otlp_unreachable" | "otlp_rejected" | "internal";
 export type Error = { code: ErrorCode, message: string, 
 /**
  * SQLSTATE reported by the server, when there was one.
@@ -317,7 +317,7 @@ incomplete_removed: Array<string>,
  * Backups whose manifests could not be read: never deleted automatically.
  */
 unreadable: Array<string>, };
-export type AlertRule = "server_down" | "slow_queries" | "statement_latency" | "pool_utilisation" | "cache_hit_ratio" | "backup_failures";
+export type AlertRule = "server_down" | "slow_queries" | "statement_latency" | "pool_utilisation" | "cache_hit_ratio" | "backup_failures" | "maintenance_failures";
 export type Direction = "above" | "below";
 export type RuleConfig = { rule: AlertRule, enabled: boolean, direction: Direction, threshold: number, 
 /**

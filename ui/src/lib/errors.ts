@@ -24,6 +24,8 @@ const CODES: Record<ErrorCode, true> = {
   busy: true,
   io: true,
   storage_failed: true,
+  otlp_unreachable: true,
+  otlp_rejected: true,
   internal: true,
 };
 const KNOWN_CODES: ReadonlySet<string> = new Set(Object.keys(CODES));
