@@ -318,16 +318,16 @@ pub async fn send(
     }
 }
 
-/// The error with its causes ("error sending request" alone says little).
+/// The innermost cause ("Connection refused (os error 111)"): the outer layers only repeat the
+/// URL, which the message already names.
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
+    let mut last = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        last = c.to_string();
         cur = c.source();
     }
-    s
+    last
 }
 
 #[cfg(test)]

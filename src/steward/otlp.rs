@@ -208,7 +208,7 @@ impl Steward {
             &policy,
         )
         .await;
-        note_outcome(&self.otlp, name, false, sent.as_ref().map(|_| ()));
+        note_outcome(&self.otlp, name, false, false, sent.as_ref().map(|_| ()));
         let report = sampled?;
         let sent = sent?;
         Ok(PushReport {
@@ -252,7 +252,7 @@ impl Steward {
             Ok(Some(e)) => e,
             Ok(None) => return,
             Err(e) => {
-                note_outcome(&self.otlp, name, false, Err(&e));
+                note_outcome(&self.otlp, name, false, true, Err(&e));
                 return;
             }
         };
@@ -282,17 +282,18 @@ impl Steward {
                 .map(|_| ()),
                 Err(e) => Err(e),
             };
-            note_outcome(&states, &name, true, sent.as_ref().map(|_| ()));
+            note_outcome(&states, &name, true, true, sent.as_ref().map(|_| ()));
         });
     }
 }
 
-/// Count an export's outcome (`sent`: it was in flight, not stopped before sending); log the
-/// first failure of a streak and the recovery after one.
+/// Count an export's outcome (`sent`: it was the one in flight); with `log`, log the first
+/// failure of a streak and the recovery after one (`metrics push` reports its error itself).
 fn note_outcome(
     states: &std::sync::Mutex<std::collections::HashMap<String, OtlpState>>,
     name: &str,
     sent: bool,
+    log: bool,
     outcome: std::result::Result<(), &Error>,
 ) {
     let mut states = states.lock().unwrap();
@@ -302,7 +303,7 @@ fn note_outcome(
     }
     match outcome {
         Ok(()) => {
-            if s.streak > 0 {
+            if s.streak > 0 && log {
                 tracing::info!(project = name, failed = s.streak, "OTLP export works again");
             }
             s.streak = 0;
@@ -310,7 +311,7 @@ fn note_outcome(
             s.last_error = None;
         }
         Err(e) => {
-            if s.streak == 0 {
+            if s.streak == 0 && log {
                 tracing::warn!(
                     project = name,
                     code = e.code.as_str(),
@@ -322,5 +323,34 @@ fn note_outcome(
             s.failures += 1;
             s.last_error = Some(e.message.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_counted_per_streak_and_in_flight_is_kept() {
+        let states = std::sync::Mutex::new(std::collections::HashMap::new());
+        let e = Error::new(ErrorCode::OtlpUnreachable, "refused");
+        states.lock().unwrap().insert(
+            "p".to_string(),
+            OtlpState {
+                in_flight: true,
+                ..Default::default()
+            },
+        );
+        // A failure before sending leaves the export in flight alone.
+        note_outcome(&states, "p", false, true, Err(&e));
+        assert!(states.lock().unwrap()["p"].in_flight);
+        note_outcome(&states, "p", true, true, Err(&e));
+        note_outcome(&states, "p", true, true, Err(&e));
+        let s = states.lock().unwrap()["p"].clone();
+        assert_eq!((s.failures, s.streak, s.in_flight), (3, 3, false));
+        note_outcome(&states, "p", true, true, Ok(()));
+        let s = states.lock().unwrap()["p"].clone();
+        assert_eq!((s.failures, s.streak, s.exported), (3, 0, 1));
+        assert!(s.last_error.is_none());
     }
 }

@@ -276,3 +276,61 @@ async fn unreachable_collector_fails_clearly_and_keeps_the_sample(major: u32) {
     assert_eq!(v["error"]["code"], "invalid_input", "{v}");
 }
 on_each_version!(unreachable_collector_fails_clearly_and_keeps_the_sample);
+
+async fn a_hanging_collector_does_not_hold_up_sampling(major: u32) {
+    use std::io::{BufRead, BufReader};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let pg = Pg::start(major);
+    let home = Home::new();
+    home.add_uri("shop", &pg.uri("postgres"));
+    // A "collector" that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    let (ok, v) = cli_json(
+        &home,
+        &[
+            "--json",
+            "project",
+            "otlp",
+            "shop",
+            "--endpoint",
+            &format!("http://127.0.0.1:{port}"),
+        ],
+        None,
+    );
+    assert!(ok, "{v}");
+
+    let mut run = std::process::Command::new(cli())
+        .args(["--json", "history", "run", "shop", "--interval", "1s"])
+        .env("PGSTEWARD_HOME", home.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(run.stdout.take().unwrap()).lines();
+    let mut samples = 0;
+    while samples < 4 {
+        let line = lines.next().expect("history run ended early").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(v.get("error").is_none(), "{v}");
+        samples += 1;
+    }
+    let connections = accepted.load(Ordering::SeqCst);
+    let _ = run.kill();
+    let _ = run.wait();
+    // Four samples went by while the first export was still waiting for its answer: exports
+    // run beside sampling, one at a time, not one per sample.
+    assert!((1..=2).contains(&connections), "{connections} connections");
+}
+on_each_version!(a_hanging_collector_does_not_hold_up_sampling);
