@@ -109,6 +109,17 @@ impl Steward {
         self.otlp_info(name)
     }
 
+    /// Set (or with `None`, remove) only the endpoint, keeping a header set before: what the
+    /// app's form changes.
+    pub fn set_otlp_endpoint(&self, name: &str, endpoint: Option<String>) -> Result<OtlpInfo> {
+        let header_name = self.store.get(name)?.otlp.and_then(|s| s.header_name);
+        let settings = endpoint.map(|endpoint| OtlpSettings {
+            endpoint,
+            header_name,
+        });
+        self.set_otlp(name, settings, None)
+    }
+
     pub fn otlp_info(&self, name: &str) -> Result<OtlpInfo> {
         let project = self.store.get(name)?;
         let state = self

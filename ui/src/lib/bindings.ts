@@ -431,6 +431,33 @@ already_there: Array<string>,
  * Every backup the target lists afterwards.
  */
 target_backups: Array<string>, };
+export type OtlpSettings = { 
+/**
+ * The collector's OTLP/HTTP base URL, e.g. `http://collector:4318`; `/v1/metrics` is
+ * appended unless the URL already ends with it.
+ */
+endpoint: string, 
+/**
+ * A header sent with every export (e.g. `Authorization`); its value is in the keyring.
+ */
+header_name: string | null, };
+export type OtlpInfo = { project: string, settings: OtlpSettings | null, 
+/**
+ * The URL exports are posted to.
+ */
+url: string | null, 
+/**
+ * A header value is in the keyring.
+ */
+has_header_value: boolean, 
+/**
+ * Exports that went through in this process.
+ */
+exported: number, 
+/**
+ * Exports that failed after their retries, in this process.
+ */
+failures: number, last_error: string | null, };
 export type AppInfo = { version: string, data_dir: string, 
 /**
  * Start the sandbox without asking when there is no project.
