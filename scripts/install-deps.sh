@@ -81,6 +81,20 @@ if [ ! -x "$PG_TOOLS/bin/promtool" ]; then
   rm -rf "$tmp"
 fi
 
+# Rotel, an OpenTelemetry collector written in Rust, receives the OTLP export in the tests. Its
+# PyPI wheel carries the binary (whatever the local Python, the 3.11 wheel is taken: only the
+# binary is used); it is unpacked into a private folder, nothing is pip-installed.
+if [ ! -x "$PG_TOOLS/bin/rotel-agent" ]; then
+  echo "==> fetching rotel-agent"
+  tmp="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 -d "$tmp" "rotel==0.0.1a15"
+  rm -rf "$PG_TOOLS/rotel-wheel"
+  unzip -q "$tmp"/rotel-*.whl -d "$PG_TOOLS/rotel-wheel"
+  mkdir -p "$PG_TOOLS/bin"
+  install -m 0755 "$(find "$PG_TOOLS/rotel-wheel" -type f -name rotel-agent | head -n 1)" "$PG_TOOLS/bin/rotel-agent"
+  rm -rf "$tmp"
+fi
+
 # Rust toolchain and test runner.
 if ! command -v cargo >/dev/null; then
   echo "==> installing the Rust toolchain (rustup)"

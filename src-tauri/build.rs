@@ -40,6 +40,8 @@ fn main() {
             "alerts_report",
             "alerts_configure",
             "availability_report",
+            "otlp_info",
+            "otlp_configure",
             "maintain_plan",
             "maintain_run",
             "maintain_history",

@@ -27,6 +27,7 @@ use crate::monitor::alerts::{
     AlertConfig, AlertRecord, AlertRule, AlertTransition, AlertsReport, Direction, RuleConfig,
 };
 use crate::monitor::availability::{AvailabilityReport, AvailabilityWindow};
+use crate::monitor::otlp::OtlpSettings;
 use crate::monitor::{
     ActivityFilter, ActivityReport, BlockingNode, BlockingTree, Buffers, CheckId,
     ConnectionsByState, DashboardSnapshot, ExplainReport, HealthCheck, HealthItem, HealthReport,
@@ -42,7 +43,7 @@ use crate::monitor::{
 use crate::project::{ProjectInput, ProjectSummary};
 use crate::steward::{
     AmcheckReport, ConnectionTest, CopyReport, KeyRotation, KitImport, MaintenanceSettings,
-    MaintenanceStatus, PruneReport, RecoveryReport, StorageInfo,
+    MaintenanceStatus, OtlpInfo, PruneReport, RecoveryReport, StorageInfo,
 };
 use crate::tune::{
     AppliedSetting, ApplyReport, Confidence, DbSize, Group, HardwareProfile, MemoryBudget,
@@ -120,6 +121,8 @@ pub fn typescript() -> String {
         StorageSettings::decl(&cfg),
         StorageInfo::decl(&cfg),
         CopyReport::decl(&cfg),
+        OtlpSettings::decl(&cfg),
+        OtlpInfo::decl(&cfg),
         AppInfo::decl(&cfg),
         MaintenanceWindow::decl(&cfg),
         GuardLimits::decl(&cfg),

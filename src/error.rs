@@ -59,6 +59,11 @@ pub enum ErrorCode {
     /// A maintenance action id from an earlier plan is not in the plan now (the statistics
     /// changed, or the object is gone): show the plan again.
     PlanChanged,
+    /// The OTLP endpoint could not be reached (refused, unresolvable, timed out), even after
+    /// retries.
+    OtlpUnreachable,
+    /// The OTLP endpoint answered the export with an error status.
+    OtlpRejected,
     /// Anything else; the message says what.
     Internal,
 }
@@ -89,6 +94,8 @@ impl ErrorCode {
             ErrorCode::StorageFailed => "storage_failed",
             ErrorCode::Busy => "busy",
             ErrorCode::PlanChanged => "plan_changed",
+            ErrorCode::OtlpUnreachable => "otlp_unreachable",
+            ErrorCode::OtlpRejected => "otlp_rejected",
             ErrorCode::Internal => "internal",
         }
     }

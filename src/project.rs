@@ -46,6 +46,9 @@ pub struct Project {
     /// A second storage that `backup copy` copies backups to.
     #[serde(default)]
     pub copy_target: Option<S3Settings>,
+    /// Where each sample's metrics are exported over OTLP, when set.
+    #[serde(default)]
+    pub otlp: Option<crate::monitor::otlp::OtlpSettings>,
 }
 
 /// What the UI and CLI show of a project. Holds no secret, only whether one is stored.
@@ -337,6 +340,7 @@ mod tests {
             sandbox: false,
             storage: StorageSettings::default(),
             copy_target: None,
+            otlp: None,
         };
         store.insert(p.clone()).unwrap();
         assert_eq!(

@@ -1,5 +1,6 @@
 //! Secrets in the OS keyring (Secret Service on Linux): database passwords, each project's
-//! backup key-encryption key, and the secret access keys of its S3 backup storage. Nothing here ever writes a secret to a file or a log.
+//! backup key-encryption key, the secret access keys of its S3 backup storage, and the header value
+//! (a token) of its OTLP exports. Nothing here ever writes a secret to a file or a log.
 
 use base64::Engine;
 use zeroize::Zeroizing;
@@ -23,6 +24,8 @@ pub enum SecretKind {
     S3SecretKey,
     /// The secret access key of the S3 storage that backups are copied to.
     CopyS3SecretKey,
+    /// The value of the header sent with OTLP exports (e.g. a bearer token).
+    OtlpHeader,
 }
 
 impl SecretKind {
@@ -33,6 +36,7 @@ impl SecretKind {
             SecretKind::BackupKeyNext => "backup-key-next",
             SecretKind::S3SecretKey => "s3-secret-key",
             SecretKind::CopyS3SecretKey => "copy-s3-secret-key",
+            SecretKind::OtlpHeader => "otlp-header",
         }
     }
 }

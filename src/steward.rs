@@ -36,11 +36,13 @@ use crate::sql;
 
 mod maintain;
 mod monitoring;
+mod otlp;
 mod recovery;
 mod storage;
 mod tuning;
 mod upkeep;
 pub use maintain::{MaintenanceSettings, MaintenanceStatus};
+pub use otlp::{OtlpInfo, PushReport};
 pub use recovery::{AmcheckReport, RecoveryReport};
 pub use storage::{CopyReport, StorageInfo};
 pub use upkeep::{KeyRotation, KitImport, PruneReport};
@@ -79,6 +81,10 @@ pub struct Steward {
     limits: SessionLimits,
     /// Part size of S3 multipart uploads.
     s3_part_size: usize,
+    /// OTLP export counters per project, shared with exports running in the background.
+    otlp: Arc<Mutex<HashMap<String, otlp::OtlpState>>>,
+    /// When this process opened the data folder (the start of cumulative counters).
+    started_ms: i64,
 }
 
 impl Steward {
@@ -101,6 +107,8 @@ impl Steward {
             pool_config: PoolConfig::from_env(),
             limits: SessionLimits::from_env(),
             s3_part_size: crate::backup::s3::DEFAULT_PART_SIZE,
+            otlp: Default::default(),
+            started_ms: chrono::Utc::now().timestamp_millis(),
         }))
     }
 
@@ -193,6 +201,7 @@ impl Steward {
             sandbox,
             storage: Default::default(),
             copy_target: None,
+            otlp: None,
         };
         if let Err(e) = self.store.insert(project.clone()) {
             if password.is_some() {
@@ -227,6 +236,7 @@ impl Steward {
             sandbox: old.sandbox,
             storage: old.storage.clone(),
             copy_target: old.copy_target.clone(),
+            otlp: old.otlp.clone(),
         };
         self.store.replace(name, project.clone())?;
         if renamed {
@@ -234,6 +244,7 @@ impl Steward {
                 SecretKind::Password,
                 SecretKind::S3SecretKey,
                 SecretKind::CopyS3SecretKey,
+                SecretKind::OtlpHeader,
             ] {
                 if let Some(v) = self.secrets.get(name, kind)? {
                     self.secrets.set(&input.name, kind, &v)?;
@@ -279,6 +290,7 @@ impl Steward {
         // The project's S3 settings go with it, and so do their secrets.
         self.secrets.delete(name, SecretKind::S3SecretKey)?;
         self.secrets.delete(name, SecretKind::CopyS3SecretKey)?;
+        self.secrets.delete(name, SecretKind::OtlpHeader)?;
         self.store.remove(name)?;
         self.forget(name);
         // The history goes with the project (a new project of the same name starts afresh).
@@ -598,7 +610,7 @@ impl Steward {
             self.history_opts.compact_every,
             move || {
                 let (st, n) = (a.clone(), n1.clone());
-                async move { st.sample_now(&n).await }
+                async move { st.sample_and_export(&n).await }
             },
             move || {
                 let (st, n) = (b.clone(), n2.clone());

@@ -71,6 +71,8 @@ fn main() {
             commands::history::alerts_report,
             commands::history::alerts_configure,
             commands::history::availability_report,
+            commands::history::otlp_info,
+            commands::history::otlp_configure,
             commands::maintain::maintain_plan,
             commands::maintain::maintain_run,
             commands::maintain::maintain_history,

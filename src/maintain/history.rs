@@ -96,6 +96,26 @@ pub async fn record(db: &SqlitePool, run_id: &str, mode: RunMode, r: &ActionRun)
     Ok(())
 }
 
+/// Failed actions since `since_ms` that no later run cleared: the actions that failed in runs
+/// newer than the newest run whose every action succeeded (a run counts by its last action). A
+/// cancelled action is no failure, but a run with one is not a clean run either.
+pub async fn unresolved_failures(db: &SqlitePool, since_ms: i64) -> Result<i64> {
+    let row = sqlx::query(
+        "WITH runs AS (
+             SELECT run_id, max(started_at) AS at,
+                    sum(outcome = 'failed') AS failed,
+                    sum(outcome <> 'succeeded') AS not_clean
+               FROM maintenance_runs WHERE started_at >= ? GROUP BY run_id)
+         SELECT coalesce(sum(failed), 0) AS n FROM runs
+          WHERE at > coalesce((SELECT max(at) FROM runs WHERE not_clean = 0), -1)",
+    )
+    .bind(since_ms)
+    .fetch_one(db)
+    .await
+    .map_err(|e| db_err("counting failed runs", e))?;
+    Ok(row.get("n"))
+}
+
 /// Success rate in percent, `None` without runs.
 pub fn success_rate(succeeded: i64, total: i64) -> Option<f64> {
     (total > 0).then(|| (succeeded as f64 / total as f64 * 1000.0).round() / 10.0)

@@ -30,6 +30,9 @@ pub enum AlertRule {
     CacheHitRatio,
     /// More than 2 backups in a row failed.
     BackupFailures,
+    /// A maintenance action failed within the last 24 hours and no maintenance run has fully
+    /// succeeded since.
+    MaintenanceFailures,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -40,13 +43,14 @@ pub enum Direction {
 }
 
 impl AlertRule {
-    pub const ALL: [AlertRule; 6] = [
+    pub const ALL: [AlertRule; 7] = [
         AlertRule::ServerDown,
         AlertRule::SlowQueries,
         AlertRule::StatementLatency,
         AlertRule::PoolUtilisation,
         AlertRule::CacheHitRatio,
         AlertRule::BackupFailures,
+        AlertRule::MaintenanceFailures,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +61,7 @@ impl AlertRule {
             AlertRule::PoolUtilisation => "pool_utilisation",
             AlertRule::CacheHitRatio => "cache_hit_ratio",
             AlertRule::BackupFailures => "backup_failures",
+            AlertRule::MaintenanceFailures => "maintenance_failures",
         }
     }
 
@@ -81,6 +86,7 @@ impl AlertRule {
             AlertRule::PoolUtilisation => (Direction::Above, 0.8, 0.7, 2, "ratio"),
             AlertRule::CacheHitRatio => (Direction::Below, 0.9, 0.92, 3, "ratio"),
             AlertRule::BackupFailures => (Direction::Above, 2.0, 0.5, 1, "failures"),
+            AlertRule::MaintenanceFailures => (Direction::Above, 0.0, 0.0, 1, "failures"),
         }
     }
 
@@ -105,6 +111,9 @@ impl AlertRule {
             ),
             AlertRule::BackupFailures => format!(
                 "The last {value:.0} backups failed (alert above {threshold:.0})."
+            ),
+            AlertRule::MaintenanceFailures => format!(
+                "{value:.0} maintenance action(s) failed in the last 24 h and no maintenance run fully succeeded since (alert above {threshold:.0}); see `maintain history`."
             ),
         }
     }

@@ -26,18 +26,23 @@ pub struct ProjectView {
     pub probe: Option<(bool, Option<f64>)>,
     pub pool: Option<PoolMetrics>,
     pub firing: Vec<AlertRule>,
+    /// OTLP exports that failed in this process, when the project exports over OTLP.
+    pub otlp_failures: Option<u64>,
 }
 
+/// One metric family: every sample of one name (the OTLP exporter reads these too).
 #[derive(Default)]
-struct Family {
-    help: String,
-    kind: &'static str,
-    samples: Vec<(Vec<(&'static str, String)>, f64)>,
+pub(crate) struct Family {
+    pub(crate) help: String,
+    /// `gauge` or `counter`.
+    pub(crate) kind: &'static str,
+    pub(crate) samples: Vec<(Vec<(&'static str, String)>, f64)>,
 }
 
+/// The metric set of some projects, by family name (`pgsteward_...`).
 #[derive(Default)]
-struct Exposition {
-    families: BTreeMap<String, Family>,
+pub(crate) struct Exposition {
+    pub(crate) families: BTreeMap<String, Family>,
 }
 
 impl Exposition {
@@ -120,6 +125,11 @@ fn describe(metric: &str) -> (String, &'static str, f64) {
 
 /// The text a scrape returns.
 pub fn render(views: &[ProjectView]) -> String {
+    collect(views).render()
+}
+
+/// The metric set of the projects; every sample carries the `project` label.
+pub(crate) fn collect(views: &[ProjectView]) -> Exposition {
     let mut e = Exposition::default();
     for v in views {
         let p = || ("project", v.project.clone());
@@ -255,8 +265,17 @@ pub fn render(views: &[ProjectView]) -> String {
                 if v.firing.contains(&rule) { 1.0 } else { 0.0 },
             );
         }
+        if let Some(n) = v.otlp_failures {
+            e.add(
+                "otlp_export_failures_total",
+                "counter",
+                "OTLP exports that failed (after their retries) since pgsteward started.",
+                vec![p()],
+                n as f64,
+            );
+        }
     }
-    e.render()
+    e
 }
 
 /// Refuse anything but a loopback address: the exposition names databases and queries.
@@ -376,6 +395,7 @@ mod tests {
             probe: Some((true, Some(4.0))),
             pool: None,
             firing: vec![AlertRule::SlowQueries],
+            otlp_failures: Some(2),
         }]);
         assert!(
             text.contains("pgsteward_transactions_per_second{project=\"p\"} 12.5\n"),
@@ -389,6 +409,7 @@ mod tests {
             text.matches("# TYPE pgsteward_alert_firing gauge").count(),
             1
         );
+        assert!(text.contains("pgsteward_otlp_export_failures_total{project=\"p\"} 2\n"));
         assert!(check_loopback(&"0.0.0.0:9187".parse().unwrap()).is_err());
         assert!(check_loopback(&"[::1]:9187".parse().unwrap()).is_ok());
     }

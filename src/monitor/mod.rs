@@ -8,7 +8,8 @@
 //! with per-query deltas and slow-query events; roll-ups per minute and per hour keep a year in
 //! little space; series and top-query reports read it back for any time range. Each pass
 //! starts with an availability probe and ends with the alert rules (with hysteresis); the
-//! exporter serves the latest values in Prometheus' text format.
+//! exporter serves the latest values in Prometheus' text format, and the OTLP exporter pushes
+//! the same set to an OpenTelemetry collector.
 
 pub mod actions;
 pub mod activity;
@@ -21,6 +22,7 @@ pub mod exporter;
 pub mod health;
 pub mod history;
 pub mod locks;
+pub mod otlp;
 pub mod plan;
 pub mod queries;
 pub mod rates;

@@ -8,8 +8,12 @@ use super::Steward;
 use crate::error::Result;
 use crate::monitor::alerts::{AlertConfig, AlertEngine, AlertRule, AlertWrite, AlertsReport};
 use crate::monitor::availability::{self, AvailabilityReport};
+use crate::monitor::exporter::ProjectView;
 use crate::monitor::history::{HistoryStore, DAY_MS, HOUR_MS};
 use crate::monitor::{sampler, SampleReport};
+
+/// How far back a failed maintenance action keeps the maintenance alert firing.
+const MAINTENANCE_FAILURE_WINDOW_MS: i64 = DAY_MS;
 
 /// How long the availability probe waits for the server.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,6 +59,18 @@ impl Steward {
         self.probes.lock().unwrap().get(name).copied()
     }
 
+    /// What the exporters (Prometheus and OTLP) know of the project now.
+    pub fn project_view(&self, name: &str) -> ProjectView {
+        ProjectView {
+            project: name.to_string(),
+            sample: self.latest_sample(name),
+            probe: self.latest_probe(name),
+            pool: self.pool_metrics(name).ok(),
+            firing: self.alerts_firing(name),
+            otlp_failures: self.otlp_failures(name),
+        }
+    }
+
     /// Rules firing for the project, as this process last evaluated them.
     pub fn alerts_firing(&self, name: &str) -> Vec<AlertRule> {
         self.alert_engines
@@ -90,6 +106,12 @@ impl Steward {
             AlertRule::BackupFailures,
             self.consecutive_backup_failures(name)? as f64,
         );
+        let failed = crate::maintain::history::unresolved_failures(
+            store.sqlite(),
+            report.ts - MAINTENANCE_FAILURE_WINDOW_MS,
+        )
+        .await?;
+        v.insert(AlertRule::MaintenanceFailures, failed as f64);
         Ok(v)
     }
 

@@ -1,11 +1,14 @@
 //! Availability and alerts: a server that stops answering is recorded as down, the alert fires
-//! once and clears once when it is back; the Prometheus exposition passes promtool.
+//! once and clears once when it is back; a maintenance action that fails raises the maintenance
+//! alert until a run succeeds; the Prometheus exposition passes promtool.
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use pgsteward::conn::breaker::BreakerConfig;
 use pgsteward::conn::PoolConfig;
+use pgsteward::jobs::CancelToken;
+use pgsteward::maintain::{ActionKind, ActionOutcome, MaintenanceConfig, PlanRequest, RunMode};
 use pgsteward::monitor::alerts::AlertRule;
 use pgsteward::Steward;
 
@@ -91,6 +94,115 @@ async fn server_down_alert_fires_once_and_clears(major: u32) {
     assert_eq!(v["error"]["code"], "invalid_input");
 }
 on_each_version!(server_down_alert_fires_once_and_clears);
+
+async fn failed_maintenance_alert_fires_once_and_clears(major: u32) {
+    let pg = Pg::start(major);
+    pg.sql(
+        "postgres",
+        "CREATE TABLE orders (id int, note text) WITH (autovacuum_enabled = false);
+         INSERT INTO orders SELECT g, repeat('n', 80) FROM generate_series(1, 50000) g;",
+    );
+    let home = Home::new();
+    home.add_uri("p", &pg.uri("postgres"));
+    let st = &home.st;
+    let quiet: pgsteward::maintain::MaintenanceSink = std::sync::Arc::new(|_| {});
+    let cfg = MaintenanceConfig {
+        lock_timeout_seconds: 1.0,
+        ..MaintenanceConfig::default()
+    };
+
+    let first = st.sample_now("p").await.unwrap();
+    assert!(first.alerts.is_empty(), "{:?}", first.alerts);
+    let plan = st
+        .maintain_plan("p", &cfg, &PlanRequest::default())
+        .await
+        .unwrap();
+    let analyze: Vec<_> = plan
+        .actions
+        .into_iter()
+        .filter(|a| a.table == "orders" && a.kind == ActionKind::Analyze)
+        .collect();
+    assert_eq!(analyze.len(), 1, "a never-analyzed table gets an ANALYZE");
+
+    // Another session holds the table exclusively: the ANALYZE cannot get its lock and fails.
+    let locker = crate::maintain::psql_child(
+        &pg,
+        "postgres",
+        "BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;",
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pg.sql(
+        "postgres",
+        "SELECT count(*) FROM pg_locks WHERE relation = 'orders'::regclass AND mode = 'AccessExclusiveLock' AND granted",
+    ) != "1"
+    {
+        assert!(Instant::now() < deadline, "the lock was never taken");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let report = st
+        .maintain_run_actions(
+            "p",
+            &cfg,
+            RunMode::Approve,
+            analyze.clone(),
+            CancelToken::default(),
+            quiet.clone(),
+        )
+        .await
+        .unwrap();
+    pg.sql(
+        "postgres",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()",
+    );
+    let _ = locker.wait_with_output();
+    let run = &report.runs[0];
+    assert_eq!(run.outcome, ActionOutcome::Failed, "{run:?}");
+    assert!(
+        run.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("conflicting lock"),
+        "{run:?}"
+    );
+
+    // The next sample raises the alert; later ones keep it without repeating it.
+    let fired = st.sample_now("p").await.unwrap().alerts;
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert!(fired[0].firing && fired[0].rule == AlertRule::MaintenanceFailures);
+    assert_eq!(fired[0].value, 1.0);
+    assert!(st.sample_now("p").await.unwrap().alerts.is_empty());
+    let (ok, v) = cli_json(&home, &["--json", "alerts", "p"], None);
+    assert!(ok, "{v}");
+    assert_eq!(v["firing"][0]["rule"], "maintenance_failures", "{v}");
+
+    // The same action run again without the lock succeeds, and the alert clears.
+    let again = st
+        .maintain_run_actions(
+            "p",
+            &cfg,
+            RunMode::Approve,
+            analyze,
+            CancelToken::default(),
+            quiet,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.runs[0].outcome, ActionOutcome::Succeeded);
+    let cleared = st.sample_now("p").await.unwrap().alerts;
+    assert_eq!(cleared.len(), 1, "{cleared:?}");
+    assert!(!cleared[0].firing && cleared[0].rule == AlertRule::MaintenanceFailures);
+    assert!(st.sample_now("p").await.unwrap().alerts.is_empty());
+    let report = st.alerts("p").await.unwrap();
+    assert!(report.firing.is_empty());
+    let records: Vec<_> = report
+        .history
+        .iter()
+        .filter(|a| a.rule == "maintenance_failures")
+        .collect();
+    assert_eq!(records.len(), 1, "one alert: {records:?}");
+    assert!(records[0].ended_at.is_some());
+}
+on_each_version!(failed_maintenance_alert_fires_once_and_clears);
 
 fn promtool() -> std::path::PathBuf {
     for p in [

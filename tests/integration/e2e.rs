@@ -471,7 +471,8 @@ fn tuning_without_the_privilege_offers_the_script() {
 
 /// The app samples an opened project into its history in the background: a slow statement run
 /// meanwhile is listed on the Queries tab over the last 15 minutes (with its chart, its slow-query
-/// events and an Explain hand-off), and the dashboard's 15 min range shows charts.
+/// events and an Explain hand-off), the dashboard's 15 min range shows charts, and an OTLP
+/// endpoint set on the Alerts page receives every sample.
 #[test]
 fn history_lists_a_slow_statement_and_charts_the_last_15_minutes() {
     let pg = Pg::start_with(
@@ -573,13 +574,34 @@ fn history_lists_a_slow_statement_and_charts_the_last_15_minutes() {
             .filter(|t| t.contains('%'))
     });
     assert!(day.contains("100.0 %"), "{day}");
-    assert_eq!(s.find_all("alert-rule").len(), 6);
+    assert_eq!(s.find_all("alert-rule").len(), 7);
     // The slow statements above may well have made the latency or slow-query rule fire (the
     // rules themselves are tested against real servers elsewhere); either way the section says.
     s.until("the firing section", LONG, || {
         (!s.find_all("alerts-none").is_empty() || !s.find_all("alert-firing").is_empty())
             .then_some(())
     });
+
+    // An OTLP endpoint typed on the same page: the background sampler exports every sample to a
+    // real collector from then on, and the page counts the exports.
+    let rotel = crate::harness::Rotel::start();
+    s.type_text(&s.wait("otlp-endpoint", LONG), &rotel.endpoint());
+    s.click(&s.wait("otlp-save", LONG));
+    let status = s.until("exports counted on the page", LONG, || {
+        let t = s.text(&s.wait("otlp-status", LONG));
+        let sent: u64 = t
+            .split(" sent")
+            .next()
+            .and_then(|b| b.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        (sent >= 1).then_some(t)
+    });
+    assert!(status.contains("/v1/metrics"), "{status}");
+    s.keep_screenshot("alerts-otlp");
+    let out = rotel.wait_for(|o| o.contains("pgsteward.project: Str(hist)"));
+    assert!(out.contains("pgsteward.project: Str(hist)"), "{out}");
+    assert!(out.contains("Name: pgsteward_max_connections"), "{out}");
 }
 
 /// A table with many dead rows: the status panel shows the (closed) window, the table list

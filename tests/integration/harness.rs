@@ -171,3 +171,107 @@ pub fn cli_json_env(
     });
     (out.status.success(), v)
 }
+
+/// A free TCP port on the loopback address (free when asked; nothing holds it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real OpenTelemetry collector (Rotel) on free loopback ports that prints every metric it
+/// receives to its standard output (kept in a file). Stopped on drop.
+pub struct Rotel {
+    child: std::process::Child,
+    dir: TempDir,
+    pub http_port: u16,
+}
+
+fn rotel_binary() -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_default();
+    for p in [
+        std::env::var("PGSTEWARD_ROTEL").unwrap_or_default(),
+        "/opt/pgsteward/tools/bin/rotel-agent".into(),
+        format!("{home}/.local/share/pgsteward-tools/bin/rotel-agent"),
+    ] {
+        if !p.is_empty() && Path::new(&p).is_file() {
+            return p.into();
+        }
+    }
+    panic!("rotel-agent (an OpenTelemetry collector) is required for the OTLP tests: run scripts/install-deps.sh");
+}
+
+impl Rotel {
+    pub fn start() -> Rotel {
+        let dir = tempfile::tempdir().unwrap();
+        let (grpc_port, http_port) = (free_port(), free_port());
+        let out = std::fs::File::create(dir.path().join("stdout")).unwrap();
+        let err = std::fs::File::create(dir.path().join("stderr")).unwrap();
+        let child = std::process::Command::new(rotel_binary())
+            .arg("start")
+            .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc_port}")])
+            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http_port}")])
+            .args(["--exporter", "blackhole"])
+            .args([
+                "--debug-log",
+                "metrics",
+                "--debug-log-verbosity",
+                "detailed",
+            ])
+            .arg("--pid-file")
+            .arg(dir.path().join("rotel.pid"))
+            .arg("--log-file")
+            .arg(dir.path().join("rotel.log"))
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("starting rotel-agent");
+        let r = Rotel {
+            child,
+            dir,
+            http_port,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rotel-agent did not start listening: {}",
+                r.output()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        r
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// Everything it printed so far (standard output, then standard error).
+    pub fn output(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+        format!("{}{}", read("stdout"), read("stderr"))
+    }
+
+    /// Wait until what it printed satisfies `done` (the debug log is written asynchronously).
+    pub fn wait_for(&self, done: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let out = self.output();
+            if done(&out) || std::time::Instant::now() > deadline {
+                return out;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Rotel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

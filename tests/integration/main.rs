@@ -18,6 +18,7 @@ mod maintain;
 mod maintain_settings;
 mod maintain_trends;
 mod monitor_cli;
+mod otlp;
 mod pool;
 mod s3;
 mod secrets;

@@ -42,7 +42,7 @@ fn approve(ids: Vec<u64>) -> RunRequest {
 }
 
 /// psql started in the background (its statement may wait on a lock).
-fn psql_child(pg: &Pg, db: &str, sql: &str) -> Child {
+pub(crate) fn psql_child(pg: &Pg, db: &str, sql: &str) -> Child {
     let psql = pgsteward::pgbin::find("psql", pg.cluster.major, Some(&pg.cluster.bin_dir)).unwrap();
     Command::new(psql)
         .args(["-X", "-q", "-A", "-t", "-h"])

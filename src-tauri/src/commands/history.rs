@@ -91,6 +91,25 @@ pub async fn alerts_configure(
         .alerts_configure(&name, rule, threshold, enabled)
 }
 
+/// Where the project's metrics are exported over OTLP, and how the exports went.
+#[tauri::command]
+pub async fn otlp_info(
+    state: State<'_, AppState>,
+    name: String,
+) -> CmdResult<pgsteward::steward::OtlpInfo> {
+    state.steward.otlp_info(&name)
+}
+
+/// Set (or with `null`, remove) the OTLP endpoint; a header set from the CLI is kept.
+#[tauri::command]
+pub async fn otlp_configure(
+    state: State<'_, AppState>,
+    name: String,
+    endpoint: Option<String>,
+) -> CmdResult<pgsteward::steward::OtlpInfo> {
+    state.steward.set_otlp_endpoint(&name, endpoint)
+}
+
 /// Availability over 24 h, 7 d and 30 d from the background probes.
 #[tauri::command]
 pub async fn availability_report(

@@ -124,7 +124,8 @@ enum Cmd {
     /// Encrypted logical backups.
     #[command(subcommand)]
     Backup(BackupCmd),
-    /// Metrics for Prometheus: `metrics serve` samples projects and serves them on loopback.
+    /// Metrics for Prometheus (`metrics serve` samples projects and serves them on loopback) and
+    /// OpenTelemetry (`metrics push` samples a project and exports it over OTLP).
     #[command(subcommand)]
     Metrics(watch::MetricsCmd),
     /// Alert rules of a project (thresholds, on/off) and its alerts of the last 7 days.
@@ -247,6 +248,14 @@ enum ProjectCmd {
         none: bool,
         #[command(flatten)]
         s3: storage::S3Args,
+    },
+    /// Export each sample's metrics over OTLP/HTTP to an OpenTelemetry collector (while
+    /// `history run`, `metrics serve` or the app sample, and on `metrics push`). Without
+    /// options, shows the setting and this process's export counts.
+    Otlp {
+        name: String,
+        #[command(flatten)]
+        otlp: watch::OtlpArgs,
     },
     /// Remove a project and its keyring entries.
     Remove {
@@ -376,6 +385,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             ProjectCmd::CopyTarget { name, none, s3 } => {
                 storage::copy_target(&st, json, &name, none, &s3)?
             }
+            ProjectCmd::Otlp { name, otlp } => watch::otlp(&st, json, &name, &otlp)?,
             ProjectCmd::Test { name } => {
                 let t = st.test(&name).await?;
                 out(json, &t, |t| {
@@ -621,7 +631,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             }
         },
         Cmd::Key(k) => upkeep::key(&st, json, k)?,
-        Cmd::Metrics(m) => watch::metrics(&st, m).await?,
+        Cmd::Metrics(m) => watch::metrics(&st, json, m).await?,
         Cmd::Alerts(a) => watch::alerts(&st, json, a).await?,
         Cmd::Availability { name } => watch::availability(&st, json, &name).await?,
         Cmd::Top {

@@ -1,5 +1,5 @@
-//! `pgsteward metrics serve`, `pgsteward alerts` and `pgsteward availability`: watching projects
-//! over time from a server or a cron job.
+//! `pgsteward metrics serve|push`, `pgsteward project otlp`, `pgsteward alerts` and
+//! `pgsteward availability`: watching projects over time from a server or a cron job.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,9 +7,11 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use pgsteward::monitor::alerts::AlertRule;
 use pgsteward::monitor::exporter::{self, ProjectView};
+use pgsteward::monitor::otlp::OtlpSettings;
+use pgsteward::steward::OtlpInfo;
 use pgsteward::{Error, Steward};
 
-use crate::output::out;
+use crate::output::{out, read_secret};
 
 #[derive(Subcommand)]
 pub enum MetricsCmd {
@@ -24,6 +26,70 @@ pub enum MetricsCmd {
         #[arg(long, default_value_t = 15)]
         interval: u64,
     },
+    /// Sample a project once and export the sample over OTLP once (set the endpoint with
+    /// `project otlp`); fails when the collector cannot be reached, the sample is kept anyway.
+    Push { name: String },
+}
+
+/// `project otlp` options.
+#[derive(Args)]
+pub struct OtlpArgs {
+    /// The collector's OTLP/HTTP base URL (e.g. http://127.0.0.1:4318); /v1/metrics is appended.
+    #[arg(long, conflicts_with = "none")]
+    endpoint: Option<String>,
+    /// Stop exporting.
+    #[arg(long)]
+    none: bool,
+    /// A header sent with every export (e.g. Authorization).
+    #[arg(long, requires = "endpoint")]
+    header: Option<String>,
+    /// Read the header's value (e.g. "Bearer TOKEN") from standard input; it goes to the OS
+    /// keyring. Without it, a value stored before is kept.
+    #[arg(long, requires = "header")]
+    header_value_stdin: bool,
+}
+
+pub fn otlp(st: &Steward, json: bool, name: &str, a: &OtlpArgs) -> Result<(), Error> {
+    let info = if a.none {
+        st.set_otlp(name, None, None)?
+    } else if let Some(endpoint) = &a.endpoint {
+        let value = if a.header_value_stdin {
+            Some(read_secret(true, "header value")?)
+        } else {
+            None
+        };
+        st.set_otlp(
+            name,
+            Some(OtlpSettings {
+                endpoint: endpoint.clone(),
+                header_name: a.header.clone(),
+            }),
+            value.as_deref().map(|v| v.as_str()),
+        )?
+    } else {
+        st.otlp_info(name)?
+    };
+    out(json, &info, print_otlp);
+    Ok(())
+}
+
+fn print_otlp(i: &OtlpInfo) {
+    match (&i.settings, &i.url) {
+        (Some(s), Some(url)) => {
+            println!("{} exports its metrics over OTLP to {url}", i.project);
+            if let Some(h) = &s.header_name {
+                println!(
+                    "  header {h}: {}",
+                    if i.has_header_value {
+                        "value in the OS keyring"
+                    } else {
+                        "value missing"
+                    }
+                );
+            }
+        }
+        _ => println!("{} exports no metrics over OTLP", i.project),
+    }
 }
 
 #[derive(Args)]
@@ -38,12 +104,33 @@ pub struct AlertsArgs {
     disable: Vec<String>,
 }
 
-pub async fn metrics(st: &Arc<Steward>, cmd: MetricsCmd) -> Result<(), Error> {
-    let MetricsCmd::Serve {
-        projects,
-        listen,
-        interval,
-    } = cmd;
+pub async fn metrics(st: &Arc<Steward>, json: bool, cmd: MetricsCmd) -> Result<(), Error> {
+    let (projects, listen, interval) = match cmd {
+        MetricsCmd::Serve {
+            projects,
+            listen,
+            interval,
+        } => (projects, listen, interval),
+        MetricsCmd::Push { name } => {
+            let r = st.metrics_push(&name).await?;
+            out(json, &r, |r| {
+                println!(
+                    "exported {} metrics ({} data points) of {} to {} in {} attempt(s){}",
+                    r.metrics,
+                    r.data_points,
+                    r.project,
+                    r.url,
+                    r.attempts,
+                    if r.rejected > 0 {
+                        format!("; the collector rejected {} data points", r.rejected)
+                    } else {
+                        String::new()
+                    }
+                );
+            });
+            return Ok(());
+        }
+    };
     let addr: std::net::SocketAddr = listen
         .parse()
         .map_err(|_| Error::invalid_input(format!("--listen {listen:?} is not an address:port")))?;
@@ -76,16 +163,7 @@ pub async fn metrics(st: &Arc<Steward>, cmd: MetricsCmd) -> Result<(), Error> {
     );
     let st2 = st.clone();
     let scrape = Arc::new(move || {
-        let views: Vec<ProjectView> = projects
-            .iter()
-            .map(|p| ProjectView {
-                project: p.clone(),
-                sample: st2.latest_sample(p),
-                probe: st2.latest_probe(p),
-                pool: st2.pool_metrics(p).ok(),
-                firing: st2.alerts_firing(p),
-            })
-            .collect();
+        let views: Vec<ProjectView> = projects.iter().map(|p| st2.project_view(p)).collect();
         exporter::render(&views)
     });
     tokio::select! {

@@ -8,6 +8,7 @@ const TITLES: Record<AlertRule, string> = {
   pool_utilisation: "Pool utilisation",
   cache_hit_ratio: "Cache hit ratio",
   backup_failures: "Backups failed in a row",
+  maintenance_failures: "Maintenance failed",
 };
 
 export function ruleTitle(rule: AlertRule): string {

@@ -25,6 +25,7 @@ import type {
   MaintenanceSettings,
   MaintenanceStatus,
   MaintenanceTrends,
+  OtlpInfo,
   RunReport,
   JobProgress,
   ProfileInput,
@@ -251,6 +252,16 @@ export function poolMetrics(name: string): Promise<PoolMetrics> {
 
 export function alertsReport(name: string): Promise<AlertsReport> {
   return call<AlertsReport>("alerts_report", { name });
+}
+
+/** Where the project's metrics go over OTLP, and how the exports went. */
+export function otlpInfo(name: string): Promise<OtlpInfo> {
+  return call<OtlpInfo>("otlp_info", { name });
+}
+
+/** Sets the OTLP endpoint (`null` stops exporting); a header set from the CLI is kept. */
+export function otlpConfigure(name: string, endpoint: string | null): Promise<OtlpInfo> {
+  return call<OtlpInfo>("otlp_configure", { name, endpoint });
 }
 
 /** Changes one rule; `null` leaves that part as it is. */

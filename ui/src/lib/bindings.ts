@@ -1,6 +1,6 @@
 // Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p pgsteward --lib bindings`. Do not edit.
 
-export type ErrorCode = "invalid_connection" | "invalid_input" | "project_not_found" | "project_exists" | "auth_failed" | "permission_denied" | "connect_failed" | "circuit_open" | "pool_timeout" | "query_failed" | "keyring_unavailable" | "secret_missing" | "backup_corrupt" | "backup_not_found" | "wrong_key" | "tool_missing" | "tool_failed" | "confirmation_required" | "cancelled" | "busy" | "io" | "storage_failed" | "plan_changed" | "internal";
+export type ErrorCode = "invalid_connection" | "invalid_input" | "project_not_found" | "project_exists" | "auth_failed" | "permission_denied" | "connect_failed" | "circuit_open" | "pool_timeout" | "query_failed" | "keyring_unavailable" | "secret_missing" | "backup_corrupt" | "backup_not_found" | "wrong_key" | "tool_missing" | "tool_failed" | "confirmation_required" | "cancelled" | "busy" | "io" | "storage_failed" | "plan_changed" | "otlp_unreachable" | "otlp_rejected" | "internal";
 export type Error = { code: ErrorCode, message: string, 
 /**
  * SQLSTATE reported by the server, when there was one.
@@ -317,7 +317,7 @@ incomplete_removed: Array<string>,
  * Backups whose manifests could not be read: never deleted automatically.
  */
 unreadable: Array<string>, };
-export type AlertRule = "server_down" | "slow_queries" | "statement_latency" | "pool_utilisation" | "cache_hit_ratio" | "backup_failures";
+export type AlertRule = "server_down" | "slow_queries" | "statement_latency" | "pool_utilisation" | "cache_hit_ratio" | "backup_failures" | "maintenance_failures";
 export type Direction = "above" | "below";
 export type RuleConfig = { rule: AlertRule, enabled: boolean, direction: Direction, threshold: number, 
 /**
@@ -431,6 +431,33 @@ already_there: Array<string>,
  * Every backup the target lists afterwards.
  */
 target_backups: Array<string>, };
+export type OtlpSettings = { 
+/**
+ * The collector's OTLP/HTTP base URL, e.g. `http://collector:4318`; `/v1/metrics` is
+ * appended unless the URL already ends with it.
+ */
+endpoint: string, 
+/**
+ * A header sent with every export (e.g. `Authorization`); its value is in the keyring.
+ */
+header_name: string | null, };
+export type OtlpInfo = { project: string, settings: OtlpSettings | null, 
+/**
+ * The URL exports are posted to.
+ */
+url: string | null, 
+/**
+ * A header value is in the keyring.
+ */
+has_header_value: boolean, 
+/**
+ * Exports that went through in this process.
+ */
+exported: number, 
+/**
+ * Exports that failed after their retries, in this process.
+ */
+failures: number, last_error: string | null, };
 export type AppInfo = { version: string, data_dir: string, 
 /**
  * Start the sandbox without asking when there is no project.

@@ -25,6 +25,8 @@ const CODES: Record<ErrorCode, true> = {
   io: true,
   storage_failed: true,
   plan_changed: true,
+  otlp_unreachable: true,
+  otlp_rejected: true,
   internal: true,
 };
 const KNOWN_CODES: ReadonlySet<string> = new Set(Object.keys(CODES));
