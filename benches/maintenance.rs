@@ -36,8 +36,8 @@ async fn run() {
     server.sql(
         "scale",
         "DO $$ BEGIN FOR i IN 0..199 LOOP
-           EXECUTE format('INSERT INTO t%s SELECT g, md5(g::text), g % 7 FROM generate_series(21, 4000) g', i);
-           EXECUTE format('DELETE FROM t%s WHERE id % 2 = 0', i);
+           EXECUTE format('INSERT INTO t%s SELECT g, md5(g::text), g %% 7 FROM generate_series(21, 4000) g', i);
+           EXECUTE format('DELETE FROM t%s WHERE id %% 2 = 0', i);
          END LOOP; END $$",
     );
     // Let the statistics collector (or shared-memory stats) catch up.

@@ -661,6 +661,19 @@ fn maintenance_runs_the_approved_vacuum_and_records_it() {
     let text = s.text(&window);
     assert!(text.contains(&hhmm(2)) && text.contains("UTC"), "{text}");
 
+    // Settings: a wrong threshold is refused and not saved; a right one is saved.
+    s.click(&s.wait("maint-settings-toggle", LONG));
+    let field = s.wait("maint-setting-vacuum_threshold_percent", LONG);
+    s.type_text(&field, "lots");
+    s.click(&s.wait("maint-settings-save", LONG));
+    let err = s.wait("maint-settings-error", LONG);
+    assert!(s.text(&err).contains("percentage"), "{}", s.text(&err));
+    s.clear(&field);
+    s.type_text(&field, "15");
+    s.click(&s.wait("maint-settings-save", LONG));
+    s.wait("maint-settings-saved", LONG);
+    s.click(&s.wait("maint-settings-toggle", LONG));
+
     // The table list badges the table for a VACUUM and shows the odd name as it is.
     let badged = s.until("the table list with the bloated table", LONG, || {
         s.find_all("maint-table-row").into_iter().find(|r| {
