@@ -5,6 +5,7 @@ mod harness;
 
 mod activity;
 mod alerts;
+mod backup_faults;
 mod backup_upkeep;
 mod backups;
 mod breaker;
