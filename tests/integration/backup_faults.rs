@@ -46,7 +46,7 @@ fn objects(home: &Home, project: &str, id: &str) -> Vec<PathBuf> {
         .filter(|p| p.file_name().is_some_and(|n| n != "manifest.json"))
         .map(|p| (std::fs::metadata(&p).map_or(0, |m| m.len()), p))
         .collect();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     files.into_iter().map(|(_, p)| p).collect()
 }
 
@@ -133,7 +133,8 @@ async fn killed_backups_are_never_listed_and_prune_removes_them(major: u32) {
     };
 
     // At start, once the first bytes are stored, and with most of it stored.
-    let points: [(&str, Box<dyn Fn(&Home, Duration) -> bool>); 3] = [
+    type KillPoint<'a> = (&'a str, Box<dyn Fn(&Home, Duration) -> bool + 'a>);
+    let points: [KillPoint; 3] = [
         ("at start", Box::new(|_, t| t >= Duration::from_millis(50))),
         ("first bytes stored", Box::new(|h, _| new_bytes(h) > 0)),
         (
