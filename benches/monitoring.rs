@@ -26,6 +26,13 @@ use common::{median, timed, Home, Server};
 use pgsteward::monitor::activity::ActivityFilter;
 use sqlx::Connection;
 
+/// Sections to run: PGSTEWARD_BENCH_SECTIONS="1,4" (all by default).
+fn wanted(section: u32) -> bool {
+    std::env::var("PGSTEWARD_BENCH_SECTIONS").map_or(true, |v| {
+        v.split(',').any(|s| s.trim() == section.to_string())
+    })
+}
+
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -105,6 +112,14 @@ async fn run() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (server_ms, calls) = monitor_server_time(&server, "bench");
+    let top = server.sql(
+        "bench",
+        "SELECT string_agg(format('%8s ms  %s', round((total_exec_time + total_plan_time)::numeric / 30, 2),
+                                  left(regexp_replace(query, '\\s+', ' ', 'g'), 90)), E'\\n')
+           FROM (SELECT * FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+                  WHERE r.rolname = 'bench_monitor'
+                  ORDER BY total_exec_time + total_plan_time DESC LIMIT 6) t",
+    );
     println!(
         "\n1. History sample, 1,000 tables + pgbench scale 10, {} client connections",
         conns.trim()
@@ -118,9 +133,20 @@ async fn run() {
         "   wall time per sample (client side, incl. SQLite history write): median {:.1} ms",
         median(wall)
     );
+    println!("   costliest statements, server time per sample:");
+    for l in top.lines() {
+        println!("   {l}");
+    }
+    if !wanted(2) && !wanted(3) && !wanted(4) {
+        return;
+    }
 
     // 2. TPS with and without the sampler at 1 s.
-    let rounds = env_num("PGSTEWARD_BENCH_ROUNDS", 3);
+    let rounds = if wanted(2) {
+        env_num("PGSTEWARD_BENCH_ROUNDS", 3)
+    } else {
+        0
+    };
     let secs = env_num("PGSTEWARD_BENCH_SECONDS", 20);
     let mut without = Vec::new();
     let mut with = Vec::new();
@@ -158,30 +184,37 @@ async fn run() {
         eprintln!("  (round: {samples} samples during {secs} s)");
     }
     let (a, b) = (median(without.clone()), median(with.clone()));
-    println!("\n2. pgbench, 8 clients, {rounds} alternating rounds of {secs} s");
-    println!(
-        "   without the sampler: {:?} tps, median {a:.0}",
-        rounded(&without)
-    );
-    println!(
-        "   sampler at 1 s:      {:?} tps, median {b:.0}",
-        rounded(&with)
-    );
-    println!(
-        "   change: {:+.2} % (target: loss ≤ 1 %; round-to-round spread here is {:.1} %)",
-        100.0 * (b - a) / a,
-        100.0 * spread(&without)
-    );
+    if rounds > 0 {
+        println!("\n2. pgbench, 8 clients, {rounds} alternating rounds of {secs} s");
+        println!(
+            "   without the sampler: {:?} tps, median {a:.0}",
+            rounded(&without)
+        );
+        println!(
+            "   sampler at 1 s:      {:?} tps, median {b:.0}",
+            rounded(&with)
+        );
+        println!(
+            "   change: {:+.2} % (target: loss ≤ 1 %; round-to-round spread here is {:.1} %)",
+            100.0 * (b - a) / a,
+            100.0 * spread(&without)
+        );
+    }
 
     // 3. The app's own CPU and memory with the dashboard visible, then with the window hidden.
-    app_usage(home.path());
+    if wanted(3) {
+        app_usage(home.path());
+    }
 
     drop(idle);
     for s in sleepers {
         s.abort();
     }
 
-    // 5. 20,000 tables, 50,000 locks, a blocking chain.
+    if !wanted(4) {
+        return;
+    }
+    // 4. 20,000 tables, 50,000 locks, a blocking chain.
     server.sql("postgres", "CREATE DATABASE scale");
     server.sql("scale", "CREATE EXTENSION pg_stat_statements");
     server.fill_tables("scale", 20_000, 5);
