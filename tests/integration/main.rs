@@ -7,6 +7,7 @@ mod activity;
 mod alerts;
 mod backup_upkeep;
 mod backups;
+mod backups_parallel;
 mod breaker;
 mod connections;
 mod e2e;
