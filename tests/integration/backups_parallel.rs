@@ -233,6 +233,23 @@ async fn a_gzip_backup_from_the_command_line_restores(major: u32) {
     assert!(ok, "{v}");
     assert_eq!(table_checksums(&pg, "from gzip"), before);
     assert_eq!(extras(&pg, "from gzip"), extras(&pg, "app"));
+
+    // A cancelled backup leaves neither objects nor scratch files behind.
+    let cancel = CancelToken::default();
+    cancel.cancel();
+    let err = home
+        .st
+        .backup_create_with("app", options(2, Compression::Gzip), quiet(), cancel)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Cancelled, "{err:?}");
+    assert!(scratch_is_empty(&home));
+    assert_eq!(home.st.backup_list("app").unwrap().len(), 1);
+    let folders = std::fs::read_dir(home.path().join("projects/app/backups"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count();
+    assert_eq!(folders, 1);
 }
 on_each_version!(a_gzip_backup_from_the_command_line_restores);
 
