@@ -14,14 +14,11 @@ use sqlx::{Connection, Row};
 use ts_rs::TS;
 use zeroize::Zeroizing;
 
-use crate::backup::logical::{self, BackupPlan, ToolInvocation};
-use crate::backup::{repo, BackupSummary, RestoreReport, RestoreTarget, Storage};
-use crate::conn::session::{self, connect_options, libpq_conninfo, pick_password};
+use crate::backup::{repo, BackupSummary, Storage};
+use crate::conn::session::{connect_options, pick_password};
 use crate::conn::spec::{ConnSpec, ProcessEnv, Resolved};
 use crate::conn::{Pool, PoolConfig, PoolMetrics, SessionLimits};
 use crate::error::{Error, ErrorCode, Result};
-use crate::ident::{check_database_name, quote_ident};
-use crate::jobs::{CancelToken, JobKind, JobStatus, ProgressSink, Reporter};
 use crate::monitor::{
     actions, activity, dashboard, explain, health, locks, queries, sampler, series, ActivityFilter,
     ActivityReport, BlockingTree, CompactReport, DashboardSnapshot, ExplainOptions, ExplainReport,
@@ -29,11 +26,11 @@ use crate::monitor::{
     HistorySeries, HistoryStore, Metric, QueryCharts, QueryEvent, QuerySeries, QuerySort,
     SampleReport, SampleRing, SamplerHandle, SignalKind, SignalOutcome, TopQueries,
 };
-use crate::pgbin;
 use crate::project::{Project, ProjectInput, ProjectStore, ProjectSummary};
 use crate::secrets::{SecretKind, Secrets};
 use crate::sql;
 
+mod backups;
 mod maintain;
 mod monitoring;
 mod otlp;
@@ -41,6 +38,7 @@ mod recovery;
 mod storage;
 mod tuning;
 mod upkeep;
+pub use backups::{BackupOptions, RestoreOptions};
 pub use maintain::{MaintenanceSettings, MaintenanceStatus};
 pub use otlp::{OtlpInfo, PushReport};
 pub use recovery::{AmcheckReport, RecoveryReport};
@@ -639,261 +637,6 @@ impl Steward {
                 Ok(s)
             })
             .collect()
-    }
-
-    fn client_tool(
-        &self,
-        project: &Project,
-        program: &str,
-        major: u32,
-    ) -> Result<std::path::PathBuf> {
-        pgbin::find(
-            program,
-            major,
-            project.pg_bin_dir.as_deref().map(std::path::Path::new),
-        )
-    }
-
-    async fn server_version(&self, pool: &Pool) -> Result<(String, i32, String)> {
-        let mut conn = pool.acquire().await?;
-        let row = sqlx::query(sql!(
-            "SELECT current_setting('server_version') AS v, current_setting('server_version_num')::int AS n, current_database() AS db"
-        ))
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok((row.get("v"), row.get("n"), row.get("db")))
-    }
-
-    /// Take a logical backup of the project's database.
-    pub async fn backup_create(
-        &self,
-        name: &str,
-        sink: ProgressSink,
-        cancel: CancelToken,
-    ) -> Result<BackupSummary> {
-        let project = self.store.get(name)?;
-        let mut rep = Reporter::new(JobKind::Backup, name, sink);
-        let result = async {
-            let lock = self.repo_lock(name)?;
-            // The key is checked against the repository before any byte is written.
-            let kek = self.settled_backup_key(name)?;
-            repo::ensure_keycheck(&self.storage(name)?, name, &kek)?;
-            let pool = self.pool(name)?;
-            let (version, num, db) = self.server_version(&pool).await?;
-            let pg_dump = self.client_tool(&project, "pg_dump", (num / 10000) as u32)?;
-            let (r, pw) = self.credentials(&project)?;
-            let storage = self.storage(name)?;
-            let name = name.to_string();
-            let conninfo = libpq_conninfo(&r, &db, self.limits.lock_timeout);
-            // One snapshot for the table facts and the dump: the facts describe exactly the
-            // data that was dumped, even while the database is being written to.
-            let mut snap = pool.acquire().await?;
-            sqlx::query(sql!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-                .execute(&mut *snap)
-                .await?;
-            let snapshot: String = sqlx::query_scalar(sql!("SELECT pg_export_snapshot()"))
-                .fetch_one(&mut *snap)
-                .await?;
-            rep.phase("counting rows");
-            let tables = crate::backup::facts::read(&mut snap)
-                .await
-                .inspect_err(|_| snap.discard())?;
-            let job = tokio::task::spawn_blocking(move || {
-                let plan = BackupPlan {
-                    storage: &storage,
-                    kek: &kek,
-                    repository: name.clone(),
-                    project: name.clone(),
-                    database: db,
-                    server_version: version,
-                    server_version_num: num,
-                    dump: ToolInvocation {
-                        program: pg_dump,
-                        conninfo,
-                        password: pw,
-                    },
-                    snapshot: Some(snapshot),
-                    tables,
-                };
-                let m = logical::create(plan, &mut rep, &cancel);
-                drop(lock);
-                (m, rep)
-            });
-            let out = job
-                .await
-                .map_err(|e| Error::internal(format!("backup task: {e}")));
-            // The snapshot was only needed until pg_dump took it.
-            if sqlx::query(sql!("ROLLBACK"))
-                .execute(&mut *snap)
-                .await
-                .is_err()
-            {
-                snap.discard();
-            }
-            out
-        }
-        .await;
-        match result {
-            Ok((Ok(m), mut rep)) => {
-                rep.finish(
-                    JobStatus::Succeeded,
-                    Some(format!("backup {} written", m.backup_id)),
-                );
-                self.note_backup_outcome(name, true);
-                Ok(m.summary())
-            }
-            Ok((Err(e), mut rep)) => {
-                rep.fail(&e);
-                self.note_backup_failure(name, &e);
-                Err(e)
-            }
-            Err(e) => {
-                self.note_backup_failure(name, &e);
-                Err(e)
-            }
-        }
-    }
-
-    /// Restore a backup into a new database or, after confirmation, into the same one.
-    pub async fn backup_restore(
-        &self,
-        name: &str,
-        backup_id: &str,
-        target: &RestoreTarget,
-        sink: ProgressSink,
-        cancel: CancelToken,
-    ) -> Result<RestoreReport> {
-        let project = self.store.get(name)?;
-        let storage = self.storage(name)?;
-        let kek = self.settled_backup_key(name)?;
-        let manifest = repo::load(&storage, &kek, backup_id).map_err(|e| match e.code {
-            ErrorCode::BackupNotFound => Error::new(
-                ErrorCode::BackupNotFound,
-                format!("Project \"{name}\" has no backup {backup_id}."),
-            ),
-            _ => e,
-        })?;
-        let pool = self.pool(name)?;
-        let (_, num, current_db) = self.server_version(&pool).await?;
-        let (target_db, clean) = match target {
-            RestoreTarget::NewDatabase { name } => {
-                check_database_name(name)?;
-                let exists: Option<i32> =
-                    sqlx::query_scalar(sql!("SELECT 1 FROM pg_database WHERE datname = $1"))
-                        .bind(name)
-                        .fetch_optional(&mut *pool.acquire().await?)
-                        .await?;
-                if exists.is_some() {
-                    return Err(Error::invalid_input(format!(
-                        "A database named \"{name}\" already exists; choose a new name, or restore into the same database."
-                    )));
-                }
-                (name.clone(), false)
-            }
-            RestoreTarget::SameDatabase { confirm } => {
-                if *confirm != manifest.database {
-                    return Err(Error::new(
-                        ErrorCode::ConfirmationRequired,
-                        format!(
-                            "Restoring into \"{}\" replaces its contents. Type the database name exactly to confirm.",
-                            manifest.database
-                        ),
-                    ));
-                }
-                (manifest.database.clone(), true)
-            }
-        };
-        let pg_restore = self.client_tool(&project, "pg_restore", (num / 10000) as u32)?;
-        let (r, pw) = self.credentials(&project)?;
-        let mut rep = Reporter::new(JobKind::Restore, name, sink);
-
-        // 1. Authenticate every byte before anything touches the server.
-        let verify = {
-            let storage = self.storage(name)?;
-            let kek = kek.clone();
-            let manifest = manifest.clone();
-            tokio::task::spawn_blocking(move || {
-                let r = logical::verify(&storage, &kek, &manifest, &mut rep);
-                (r, rep)
-            })
-            .await
-            .map_err(|e| Error::internal(format!("verify task: {e}")))?
-        };
-        let (verified, mut rep) = verify;
-        if let Err(e) = verified {
-            rep.finish(JobStatus::Failed, Some(e.message.clone()));
-            return Err(e);
-        }
-        let _ = self.check_log(name)?.record(&crate::backup::VerifyReport {
-            backup_id: backup_id.to_string(),
-            tier: crate::backup::VerifyTier::Full,
-            ok: true,
-            message: "every byte authenticated before restoring".into(),
-            bytes_read: manifest.objects.iter().map(|o| o.stored_bytes).sum(),
-            duration_ms: rep.elapsed_ms(),
-            verified_at: chrono::Utc::now().to_rfc3339(),
-        });
-
-        // 2. Create the new database if asked; drop it again if the restore fails.
-        let created = if !clean {
-            let stmt = format!(
-                "{} CREATE DATABASE {} TEMPLATE template0",
-                session::MARK,
-                quote_ident(&target_db)?
-            );
-            sqlx::query(&stmt)
-                .execute(&mut *pool.acquire().await?)
-                .await?;
-            true
-        } else {
-            false
-        };
-        let conninfo = libpq_conninfo(&r, &target_db, self.limits.lock_timeout);
-        let started = Instant::now();
-        let job = tokio::task::spawn_blocking(move || {
-            let tool = ToolInvocation {
-                program: pg_restore,
-                conninfo,
-                password: pw,
-            };
-            let mode = logical::RestoreMode {
-                clean,
-                no_owner: false,
-            };
-            let res = logical::restore(&storage, &kek, &manifest, &tool, mode, &mut rep, &cancel);
-            (res, rep)
-        })
-        .await
-        .map_err(|e| Error::internal(format!("restore task: {e}")))?;
-        let (res, mut rep) = job;
-        match res {
-            Ok(bytes) => {
-                rep.finish(
-                    JobStatus::Succeeded,
-                    Some(format!("restored into {target_db}")),
-                );
-                Ok(RestoreReport {
-                    backup_id: backup_id.to_string(),
-                    database: target_db,
-                    bytes,
-                    duration_ms: started.elapsed().as_millis() as u64,
-                })
-            }
-            Err(e) => {
-                if created && target_db != current_db {
-                    let stmt = format!(
-                        "{} DROP DATABASE IF EXISTS {}",
-                        session::MARK,
-                        quote_ident(&target_db)?
-                    );
-                    if let Ok(mut c) = pool.acquire().await {
-                        let _ = sqlx::query(&stmt).execute(&mut *c).await;
-                    }
-                }
-                rep.fail(&e);
-                Err(e)
-            }
-        }
     }
 }
 

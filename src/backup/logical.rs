@@ -1,8 +1,11 @@
-//! Logical backups: pg_dump → zstd → sealed segments → storage, and back through pg_restore.
+//! Logical backups: pg_dump → compression → sealed segments → storage, and back through
+//! pg_restore.
 //!
 //! The stages are separate values chained as writers (source, codec, crypto, storage) so the
-//! backup platform can swap any of them. Restore authenticates the whole object before a single
-//! byte reaches the server, then streams it again into pg_restore inside one transaction.
+//! backup platform can swap any of them. New backups are directory-format dumps taken and stored
+//! in parallel (see [`super::directory`]); single-stream custom-format backups (format 1, or
+//! `BACKUP_FORMAT=custom`) are still written and read here. Restore authenticates every object
+//! before a single byte reaches the server.
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -13,11 +16,14 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::codec::{Compression, Decoder, Encoder};
 use super::crypto::{self, OpenReader, SealWriter, SEGMENT};
+use super::directory::{self, Sealer, Upload, GLOBALS_FILE};
 use super::repo::{Manifest, ObjectEntry, Storage, FORMAT_VERSION, MANIFEST};
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{CancelToken, Reporter};
 
+/// The object of a single-stream (custom-format) backup with the default compression.
 pub const DUMP_OBJECT: &str = "dump.zst.sealed";
 const CHUNK: usize = 256 * 1024;
 
@@ -31,7 +37,7 @@ pub struct ToolInvocation {
 }
 
 impl ToolInvocation {
-    fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut c = Command::new(&self.program);
         c.env_remove("PGPASSWORD");
         if let Some(p) = &self.password {
@@ -58,9 +64,50 @@ pub struct BackupPlan<'a> {
     /// Dump this exported snapshot (`pg_export_snapshot()`), so facts read in it match.
     pub snapshot: Option<String>,
     pub tables: Vec<super::facts::TableFact>,
+    pub options: DumpOptions,
+    /// Where the private scratch folder is made.
+    pub scratch_parent: PathBuf,
+    /// `pg_dumpall` for the globals, when they are to be kept.
+    pub globals: Option<GlobalsDump>,
 }
 
-fn collect_stderr(child: &mut Child) -> JoinHandle<String> {
+/// How a backup is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DumpOptions {
+    /// pg_dump directory format, stored file by file (else one custom-format stream).
+    pub directory: bool,
+    pub jobs: usize,
+    pub compression: Compression,
+}
+
+impl DumpOptions {
+    /// From `BACKUP_JOBS`, `BACKUP_COMPRESSION` and `BACKUP_FORMAT` (directory, or custom).
+    pub fn from_env() -> crate::error::Result<DumpOptions> {
+        let directory = match std::env::var("BACKUP_FORMAT").as_deref().map(str::trim) {
+            Err(_) | Ok("") | Ok("directory") => true,
+            Ok("custom") => false,
+            Ok(other) => {
+                return Err(Error::invalid_input(format!(
+                    "BACKUP_FORMAT: unknown format {other:?}: use directory or custom"
+                )))
+            }
+        };
+        Ok(DumpOptions {
+            directory,
+            jobs: directory::jobs_from_env()?,
+            compression: Compression::from_env()?,
+        })
+    }
+}
+
+/// `pg_dumpall --globals-only`: roles (without passwords when `no_role_passwords`) and
+/// tablespaces.
+pub struct GlobalsDump {
+    pub tool: ToolInvocation,
+    pub no_role_passwords: bool,
+}
+
+pub(crate) fn collect_stderr(child: &mut Child) -> JoinHandle<String> {
     let mut err = child.stderr.take().expect("stderr piped");
     std::thread::spawn(move || {
         let mut s = String::new();
@@ -69,7 +116,7 @@ fn collect_stderr(child: &mut Child) -> JoinHandle<String> {
     })
 }
 
-fn tool_failed(what: &str, stderr: &str) -> Error {
+pub(crate) fn tool_failed(what: &str, stderr: &str) -> Error {
     let tail: Vec<&str> = stderr
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -133,6 +180,18 @@ fn create_inner(
         wrapped_key: String::new(),
         objects: vec![],
         tables: plan.tables.clone(),
+        dump_format: if plan.options.directory {
+            "directory".into()
+        } else {
+            "custom".into()
+        },
+        compression: plan.options.compression.codec().into(),
+        jobs: if plan.options.directory {
+            plan.options.jobs as u32
+        } else {
+            1
+        },
+        commands: vec![],
     };
     manifest.wrapped_key = base64::engine::general_purpose::STANDARD.encode(crypto::wrap_key(
         plan.kek,
@@ -140,19 +199,109 @@ fn create_inner(
         &manifest.wrap_aad(),
     ));
 
+    let scratch = directory::scratch(&plan.scratch_parent)?;
+    let sealer = Sealer {
+        storage: plan.storage,
+        repository: &plan.repository,
+        backup_id,
+        dek: &dek,
+        compression: plan.options.compression,
+    };
     rep.phase("dumping");
-    let mut cmd = plan.dump.command();
-    cmd.args([
+    if plan.options.directory {
+        let out = scratch.path().join("dump");
+        let args = directory::dump_args(
+            &plan.dump.conninfo,
+            &out,
+            plan.options.jobs,
+            plan.snapshot.as_deref(),
+        );
+        manifest
+            .commands
+            .push(directory::render(&plan.dump.program, &args));
+        directory::dump(&plan.dump, &args, &out, rep, cancel)?;
+        rep.phase("storing");
+        let uploads = directory::dump_uploads(&out, plan.options.compression)?;
+        let total = std::sync::atomic::AtomicU64::new(0);
+        manifest.objects = directory::parallel(
+            plan.options.jobs,
+            &uploads,
+            |up, stop| sealer.store(up, &total, stop),
+            &total,
+            rep,
+            cancel,
+        )?;
+    } else {
+        manifest.objects.push(stream_custom(
+            plan,
+            &sealer,
+            &mut manifest.commands,
+            rep,
+            cancel,
+        )?);
+    }
+    if let Some(g) = &plan.globals {
+        rep.phase("dumping globals");
+        let path = scratch.path().join(GLOBALS_FILE);
+        let mut args = vec![
+            "--globals-only".to_string(),
+            "--no-password".to_string(),
+            format!("--file={}", path.display()),
+        ];
+        if g.no_role_passwords {
+            args.push("--no-role-passwords".into());
+        }
+        args.push(format!("--dbname={}", g.tool.conninfo));
+        manifest
+            .commands
+            .push(directory::render(&g.tool.program, &args));
+        directory::run_tool(&g.tool, &args, "pg_dumpall", cancel, || {})?;
+        let up = Upload {
+            path,
+            name: format!("{GLOBALS_FILE}{}.sealed", plan.options.compression.suffix()),
+            content: "pg_dumpall --globals-only script".into(),
+        };
+        let total = std::sync::atomic::AtomicU64::new(0);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        manifest.objects.push(sealer.store(&up, &total, &stop)?);
+    }
+    drop(scratch);
+
+    let finished = chrono::Utc::now();
+    manifest.finished_at = finished.to_rfc3339();
+    manifest.duration_ms = (finished - started_at).num_milliseconds().max(0) as u64;
+    // The commit: only now does the backup exist. Create-only: a manifest is never replaced.
+    plan.storage.put_new(
+        &format!("{backup_id}/{MANIFEST}"),
+        &manifest.encode(plan.kek),
+    )?;
+    Ok(manifest)
+}
+
+/// One `pg_dump --format=custom` stream, compressed and sealed as it is produced.
+fn stream_custom(
+    plan: &BackupPlan<'_>,
+    sealer: &Sealer<'_>,
+    commands: &mut Vec<String>,
+    rep: &mut Reporter,
+    cancel: &CancelToken,
+) -> Result<ObjectEntry> {
+    let name = format!("dump{}.sealed", sealer.compression.suffix());
+    let mut args: Vec<String> = [
         "--format=custom",
         "--compress=0",
         "--no-password",
         "--lock-wait-timeout=30000",
-    ])
-    .arg(format!("--dbname={}", plan.dump.conninfo))
-    .stdout(Stdio::piped());
+    ]
+    .map(String::from)
+    .to_vec();
     if let Some(snap) = &plan.snapshot {
-        cmd.arg(format!("--snapshot={snap}"));
+        args.push(format!("--snapshot={snap}"));
     }
+    args.push(format!("--dbname={}", plan.dump.conninfo));
+    commands.push(directory::render(&plan.dump.program, &args));
+    let mut cmd = plan.dump.command();
+    cmd.args(&args).stdout(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| {
         Error::new(
             ErrorCode::ToolFailed,
@@ -162,12 +311,14 @@ fn create_inner(
     let stderr = collect_stderr(&mut child);
     let mut stdout = child.stdout.take().expect("stdout piped");
 
-    let sink = plan.storage.create(&format!("{backup_id}/{DUMP_OBJECT}"))?;
-    let aad = crypto::object_aad(&plan.repository, backup_id, DUMP_OBJECT);
+    let sink = sealer
+        .storage
+        .create(&format!("{}/{name}", sealer.backup_id))?;
+    let aad = crypto::object_aad(sealer.repository, sealer.backup_id, &name);
     let sealed =
-        SealWriter::new(sink, &dek, aad).map_err(|e| Error::io("writing the backup", e))?;
-    let mut encoder =
-        zstd::stream::write::Encoder::new(sealed, 3).map_err(|e| Error::io("starting zstd", e))?;
+        SealWriter::new(sink, sealer.dek, aad).map_err(|e| Error::io("writing the backup", e))?;
+    let mut encoder = Encoder::new(sealer.compression, sealed)
+        .map_err(|e| Error::io("starting the compression", e))?;
     let mut hasher = Sha256::new();
     let mut total: u64 = 0;
     let mut buf = vec![0u8; CHUNK];
@@ -204,42 +355,32 @@ fn create_inner(
     }
     let sealed = encoder
         .finish()
-        .map_err(|e| Error::from_io("finishing zstd", e))?;
+        .map_err(|e| Error::from_io("finishing the compression", e))?;
     let (sink, stored_bytes, stored_digest) = sealed
         .finish()
         .map_err(|e| Error::from_io("writing the backup", e))?;
     sink.commit()?;
     rep.bytes(total);
-
-    let finished = chrono::Utc::now();
-    manifest.finished_at = finished.to_rfc3339();
-    manifest.duration_ms = (finished - started_at).num_milliseconds().max(0) as u64;
-    manifest.objects.push(ObjectEntry {
-        name: DUMP_OBJECT.into(),
+    Ok(ObjectEntry {
+        name,
         content: "pg_dump custom archive".into(),
-        codec: "zstd".into(),
+        codec: sealer.compression.codec().into(),
         plaintext_bytes: total,
         plaintext_sha256: hex::encode(hasher.finalize()),
         stored_bytes,
         stored_sha256: hex::encode(stored_digest),
         segment_size: SEGMENT as u32,
-    });
-    // The commit: only now does the backup exist. Create-only: a manifest is never replaced.
-    plan.storage.put_new(
-        &format!("{backup_id}/{MANIFEST}"),
-        &manifest.encode(plan.kek),
-    )?;
-    Ok(manifest)
+    })
 }
 
-fn corrupt(backup_id: &str, why: impl std::fmt::Display) -> Error {
+pub(crate) fn corrupt(backup_id: &str, why: impl std::fmt::Display) -> Error {
     Error::new(
         ErrorCode::BackupCorrupt,
         format!("Backup {backup_id} is damaged: {why}. Nothing was restored."),
     )
 }
 
-fn map_read_err(backup_id: &str, e: io::Error) -> Error {
+pub(crate) fn map_read_err(backup_id: &str, e: io::Error) -> Error {
     if let Some(inner) = Error::inside_io(&e) {
         // The storage failed (network, credentials): not a damaged backup.
         inner.with_context("reading the backup")
@@ -255,21 +396,53 @@ fn map_read_err(backup_id: &str, e: io::Error) -> Error {
     }
 }
 
-/// Decrypted and decompressed view of one stored object.
-type Plaintext<'a> =
-    zstd::stream::read::Decoder<'a, io::BufReader<OpenReader<Box<dyn Read + Send>>>>;
+/// [`map_read_err`] naming the object that failed.
+pub(crate) fn map_object_err(backup_id: &str, object: &str, e: io::Error) -> Error {
+    let err = map_read_err(backup_id, e);
+    if err.code == ErrorCode::BackupCorrupt {
+        let why = err
+            .message
+            .split_once(" is damaged: ")
+            .map(|(_, w)| w.trim_end_matches(". Nothing was restored."))
+            .unwrap_or(&err.message);
+        corrupt(backup_id, format!("{object}: {why}"))
+    } else {
+        err
+    }
+}
 
-fn open_plaintext<'a>(
-    storage: &'a dyn Storage,
+/// Decrypted and decompressed view of one stored object.
+pub(crate) type Plaintext = Decoder<OpenReader<Box<dyn Read + Send>>>;
+
+pub(crate) fn open_plaintext(
+    storage: &dyn Storage,
     manifest: &Manifest,
     dek: &[u8; 32],
     obj: &ObjectEntry,
-) -> Result<Plaintext<'a>> {
+) -> Result<Plaintext> {
+    let codec = Compression::from_codec(&obj.codec).ok_or_else(|| {
+        corrupt(
+            &manifest.backup_id,
+            format!("{} has an unknown codec {:?}", obj.name, obj.codec),
+        )
+    })?;
     let raw = storage.open(&format!("{}/{}", manifest.backup_id, obj.name))?;
     let aad = crypto::object_aad(&manifest.repository, &manifest.backup_id, &obj.name);
-    let reader =
-        OpenReader::new(raw, dek, aad).map_err(|e| map_read_err(&manifest.backup_id, e))?;
-    zstd::stream::read::Decoder::new(reader).map_err(|e| map_read_err(&manifest.backup_id, e))
+    let id = &manifest.backup_id;
+    let reader = OpenReader::new(raw, dek, aad).map_err(|e| map_object_err(id, &obj.name, e))?;
+    Decoder::new(codec, reader).map_err(|e| map_object_err(id, &obj.name, e))
+}
+
+/// The one pg_dump stream of a custom-format backup.
+pub(crate) fn custom_object(manifest: &Manifest) -> Result<&ObjectEntry> {
+    manifest
+        .objects
+        .iter()
+        .find(|o| {
+            Compression::from_codec(&o.codec)
+                .is_some_and(|c| o.name == format!("dump{}.sealed", c.suffix()))
+        })
+        .ok_or_else(|| corrupt(&manifest.backup_id, "it has no dump object"))
 }
 
 pub(crate) fn unwrap_dek(manifest: &Manifest, kek: &[u8; 32]) -> Result<crypto::DataKey> {
@@ -296,7 +469,7 @@ pub fn verify(
         loop {
             let n = dec
                 .read(&mut buf)
-                .map_err(|e| map_read_err(&manifest.backup_id, e))?;
+                .map_err(|e| map_object_err(&manifest.backup_id, &obj.name, e))?;
             if n == 0 {
                 break;
             }
@@ -304,7 +477,9 @@ pub fn verify(
             total += n as u64;
             rep.bytes(total);
         }
-        let (stored, stored_digest) = dec.get_ref().get_ref().stored_digest();
+        dec.drain_inner()
+            .map_err(|e| map_object_err(&manifest.backup_id, &obj.name, e))?;
+        let (stored, stored_digest) = dec.get_ref().stored_digest();
         if total != obj.plaintext_bytes || hex::encode(hasher.finalize()) != obj.plaintext_sha256 {
             return Err(corrupt(
                 &manifest.backup_id,
@@ -331,11 +506,7 @@ pub fn export(
     rep: &mut Reporter,
 ) -> Result<u64> {
     let dek = unwrap_dek(manifest, kek)?;
-    let obj = manifest
-        .objects
-        .iter()
-        .find(|o| o.name == DUMP_OBJECT)
-        .ok_or_else(|| corrupt(&manifest.backup_id, "it has no dump object"))?;
+    let obj = custom_object(manifest)?;
     rep.phase("exporting");
     let mut dec = open_plaintext(storage, manifest, &dek, obj)?;
     let mut hasher = Sha256::new();
@@ -365,88 +536,4 @@ pub fn export(
     Ok(total)
 }
 
-/// How pg_restore treats the target.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RestoreMode {
-    /// Drop existing objects first (restore into the same database).
-    pub clean: bool,
-    /// Skip ownership and grants (a throwaway server without the original roles).
-    pub no_owner: bool,
-}
-
-/// Stream a verified backup into pg_restore. Runs in one transaction: an error leaves the
-/// target as it was.
-pub fn restore(
-    storage: &dyn Storage,
-    kek: &[u8; 32],
-    manifest: &Manifest,
-    restore_tool: &ToolInvocation,
-    mode: RestoreMode,
-    rep: &mut Reporter,
-    cancel: &CancelToken,
-) -> Result<u64> {
-    let dek = unwrap_dek(manifest, kek)?;
-    let obj = manifest
-        .objects
-        .iter()
-        .find(|o| o.name == DUMP_OBJECT)
-        .ok_or_else(|| corrupt(&manifest.backup_id, "it has no dump object"))?;
-    rep.phase("restoring");
-    let mut cmd = restore_tool.command();
-    cmd.args(["--exit-on-error", "--single-transaction", "--no-password"])
-        .arg(format!("--dbname={}", restore_tool.conninfo))
-        .stdin(Stdio::piped());
-    if mode.clean {
-        cmd.args(["--clean", "--if-exists"]);
-    }
-    if mode.no_owner {
-        cmd.args(["--no-owner", "--no-privileges"]);
-    }
-    let mut child = cmd.spawn().map_err(|e| {
-        Error::new(
-            ErrorCode::ToolFailed,
-            format!("could not start {}: {e}", restore_tool.program.display()),
-        )
-    })?;
-    let stderr = collect_stderr(&mut child);
-    let mut stdin = child.stdin.take().expect("stdin piped");
-    let mut dec = open_plaintext(storage, manifest, &dek, obj)?;
-    let mut total = 0u64;
-    let mut buf = vec![0u8; CHUNK];
-    let pump: Result<()> = (|| loop {
-        if cancel.is_cancelled() {
-            return Err(Error::new(
-                ErrorCode::Cancelled,
-                "The restore was cancelled; the transaction was rolled back.",
-            ));
-        }
-        let n = dec
-            .read(&mut buf)
-            .map_err(|e| map_read_err(&manifest.backup_id, e))?;
-        if n == 0 {
-            return Ok(());
-        }
-        total += n as u64;
-        if let Err(e) = stdin.write_all(&buf[..n]) {
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                return Ok(()); // pg_restore stopped early; its exit status says why
-            }
-            return Err(Error::io("feeding pg_restore", e));
-        }
-        rep.bytes(total);
-    })();
-    if pump.is_err() {
-        // Kill before closing stdin so pg_restore never commits a partial restore.
-        let _ = child.kill();
-    }
-    drop(stdin);
-    let status = child
-        .wait()
-        .map_err(|e| Error::io("waiting for pg_restore", e))?;
-    let err_text = stderr.join().unwrap_or_default();
-    pump?;
-    if !status.success() {
-        return Err(tool_failed("pg_restore", &err_text));
-    }
-    Ok(total)
-}
+pub use super::restore::{apply_globals, prepare, restore, Prepared, RestoreMode};

@@ -4,12 +4,15 @@
 //! storage services, physical backups and WAL archiving without reshaping the path.
 
 pub mod checks;
+pub mod codec;
 pub mod copy;
 pub mod crypto;
+pub mod directory;
 pub mod facts;
 pub mod kit;
 pub mod logical;
 pub mod repo;
+pub mod restore;
 pub mod retention;
 pub mod s3;
 pub mod storage;
@@ -42,4 +45,6 @@ pub struct RestoreReport {
     pub bytes: u64,
     #[ts(type = "number")]
     pub duration_ms: u64,
+    /// What the user should know: globals statements that were skipped.
+    pub notes: Vec<String>,
 }

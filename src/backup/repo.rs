@@ -1,6 +1,7 @@
 //! The backup repository of one project: storage, manifests, listing.
 //!
-//! Layout under the project's storage prefix: `<backup-id>/dump.zst.sealed` (the object) and
+//! Layout under the project's storage prefix: `<backup-id>/dump/<file>.zst.sealed` (one object
+//! per file of a directory-format dump; format 1 had one `dump.zst.sealed`) and
 //! `<backup-id>/manifest.json` (written last, atomically and create-only: the commit). A backup
 //! whose manifest is missing was interrupted and is never listed as restorable. Storage is a
 //! local folder ([`LocalStorage`]) or an S3 bucket ([`super::s3::S3Storage`]).
@@ -18,7 +19,8 @@ use crate::error::{Error, ErrorCode, Result};
 pub const MANIFEST: &str = "manifest.json";
 /// Object at the repository's root that proves which project key the repository belongs to.
 pub const KEYCHECK: &str = "keycheck.json";
-pub const FORMAT_VERSION: u32 = 1;
+/// Version written; every version back to 1 is read.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// An object being written. Nothing is visible under its key before [`ObjectWriter::commit`];
 /// a writer dropped without it leaves no object (or, on a local folder, one that no manifest
@@ -296,6 +298,29 @@ pub struct Manifest {
     /// Row counts and checksums of the tables, read in the snapshot that was dumped.
     #[serde(default)]
     pub tables: Vec<super::facts::TableFact>,
+    /// pg_dump's output format: "directory" (one object per file) or "custom" (one stream;
+    /// every format-1 backup).
+    #[serde(default = "custom_format")]
+    pub dump_format: String,
+    /// Codec of the dump's objects: zstd, gzip or none.
+    #[serde(default = "zstd_codec")]
+    pub compression: String,
+    /// Parallel pg_dump jobs.
+    #[serde(default = "one_job")]
+    pub jobs: u32,
+    /// The commands run to take the backup (passwords never appear in them).
+    #[serde(default)]
+    pub commands: Vec<String>,
+}
+
+fn custom_format() -> String {
+    "custom".into()
+}
+fn zstd_codec() -> String {
+    "zstd".into()
+}
+fn one_job() -> u32 {
+    1
 }
 
 #[derive(Serialize, Deserialize)]
@@ -325,6 +350,11 @@ pub struct BackupSummary {
 }
 
 impl Manifest {
+    /// A directory-format dump stored file by file.
+    pub fn is_directory(&self) -> bool {
+        self.dump_format == "directory"
+    }
+
     pub fn summary(&self) -> BackupSummary {
         BackupSummary {
             id: self.backup_id.clone(),
@@ -407,7 +437,9 @@ impl Manifest {
         if m.backup_id != expected_id {
             return Err(corrupt("the manifest belongs to another backup"));
         }
-        if m.format != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&m.format)
+            || !matches!(m.dump_format.as_str(), "custom" | "directory")
+        {
             return Err(corrupt(&format!(
                 "format version {} is not supported",
                 m.format

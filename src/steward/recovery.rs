@@ -117,8 +117,18 @@ impl Steward {
             let pw = zeroize::Zeroizing::new(password.clone());
             let manifest = manifest.clone();
             let kek = kek.clone();
+            let scratch = dir.path().join("scratch");
             tokio::task::spawn_blocking(move || {
-                logical::verify(&storage, &kek, &manifest, &mut rep)?;
+                let jobs = crate::backup::directory::jobs_from_env()?;
+                let prepared = logical::prepare(
+                    &storage,
+                    &kek,
+                    &manifest,
+                    &scratch,
+                    jobs,
+                    &mut rep,
+                    &CancelToken::default(),
+                )?;
                 let tool = ToolInvocation {
                     program: restore_tool,
                     conninfo,
@@ -127,11 +137,13 @@ impl Steward {
                 let mode = RestoreMode {
                     clean: false,
                     no_owner: true,
+                    jobs,
                 };
                 let n = logical::restore(
                     &storage,
                     &kek,
                     &manifest,
+                    &prepared,
                     &tool,
                     mode,
                     &mut rep,

@@ -17,7 +17,7 @@ use crate::backup::retention::{self, Candidate, PruneDecision, RetentionPolicy};
 use crate::backup::verify::{self, VerifyReport, VerifyTier};
 use crate::backup::{repo, Manifest, Storage};
 use crate::error::{Error, ErrorCode, Result};
-use crate::jobs::{JobKind, JobStatus, ProgressSink, Reporter};
+use crate::jobs::{CancelToken, JobKind, JobStatus, ProgressSink, Reporter};
 use crate::secrets::SecretKind;
 
 /// What a prune did (or would do, on a dry run).
@@ -366,6 +366,7 @@ impl Steward {
 
     /// Write a backup's decrypted pg_dump archive to a new file (mode 0600), after a full
     /// verification; on any failure the file is removed. Stock `pg_restore` reads the result.
+    /// A directory-format backup becomes a new folder (mode 0700) that `pg_restore` reads.
     pub async fn backup_export(
         &self,
         name: &str,
@@ -378,6 +379,11 @@ impl Steward {
         let kek = self.settled_backup_key(name)?;
         let storage = self.storage(name)?;
         let manifest = repo::load(&storage, &kek, backup_id)?;
+        if manifest.is_directory() {
+            return self
+                .export_folder(name, storage, kek, manifest, out, sink)
+                .await;
+        }
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -410,6 +416,52 @@ impl Steward {
             .map_err(|e| Error::internal(format!("export task: {e}")))?;
         if r.is_err() {
             let _ = std::fs::remove_file(&path);
+        }
+        r
+    }
+
+    async fn export_folder(
+        &self,
+        name: &str,
+        storage: Box<dyn crate::backup::Storage>,
+        kek: Zeroizing<[u8; 32]>,
+        manifest: crate::backup::Manifest,
+        out: &std::path::Path,
+        sink: ProgressSink,
+    ) -> Result<u64> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(out)
+            .map_err(|e| Error::io(&format!("creating {}", out.display()), e))?;
+        let path = out.to_path_buf();
+        let mut rep = Reporter::new(JobKind::Verify, name, sink);
+        let jobs = crate::backup::directory::jobs_from_env()?;
+        let job = tokio::task::spawn_blocking(move || {
+            // Every object is authenticated and its digests checked as it is written.
+            let r = crate::backup::logical::unwrap_dek(&manifest, &kek).and_then(|dek| {
+                crate::backup::directory::fetch(
+                    &storage,
+                    &manifest,
+                    &dek,
+                    &path,
+                    None,
+                    jobs,
+                    &mut rep,
+                    &CancelToken::default(),
+                )
+            });
+            match &r {
+                Ok(n) => rep.finish(JobStatus::Succeeded, Some(format!("{n} bytes exported"))),
+                Err(e) => rep.fail(e),
+            }
+            r
+        });
+        let r = job
+            .await
+            .map_err(|e| Error::internal(format!("export task: {e}")))?;
+        if r.is_err() {
+            let _ = std::fs::remove_dir_all(out);
         }
         r
     }

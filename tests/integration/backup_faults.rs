@@ -1,5 +1,6 @@
 //! Faults a backup must survive: the backup process killed at several points (nothing
-//! listed, the next backup succeeds, pruning removes the leftovers), damage to the stored
+//! listed, the next backup succeeds and removes the plaintext scratch folder the killed one
+//! left, pruning removes the stored leftovers), damage to the stored
 //! objects (truncated, two segments swapped, an object swapped in from another backup or
 //! from another project's repository: each refused before the target is touched, and found
 //! by a full verify), and a full disk (a clean failure, nothing listed).
@@ -159,6 +160,12 @@ async fn killed_backups_are_never_listed_and_prune_removes_them(major: u32) {
         .backup_create("app", quiet(), CancelToken::default())
         .await
         .unwrap();
+    // No plaintext scratch folder of a killed backup survives the next one.
+    let scratch = home.path().join("projects/app/scratch");
+    let stale: Vec<_> = std::fs::read_dir(&scratch)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(stale.is_empty(), "scratch left behind: {stale:?}");
     let leftovers: Vec<String> = std::fs::read_dir(backups_dir(&home, "app"))
         .unwrap()
         .flatten()

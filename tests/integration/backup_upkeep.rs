@@ -6,7 +6,7 @@ use pgsteward::jobs::CancelToken;
 use pgsteward::secrets::SecretKind;
 use pgsteward::ErrorCode;
 
-use crate::harness::{cli_json, cli_json_env, quiet, table_checksums, Home, Pg};
+use crate::harness::{cli_json, cli_json_env, largest_object, quiet, table_checksums, Home, Pg};
 use crate::on_each_version;
 
 const PASSPHRASE: &str = "long enough passphrase 42";
@@ -33,10 +33,7 @@ async fn backup(home: &Home) -> String {
 }
 
 fn object(home: &Home, id: &str) -> std::path::PathBuf {
-    home.path()
-        .join("projects/app/backups")
-        .join(id)
-        .join("dump.zst.sealed")
+    largest_object(&home.path().join("projects/app/backups").join(id))
 }
 
 async fn restore_new(home: &Home, id: &str, db: &str) -> pgsteward::Result<()> {
@@ -389,7 +386,7 @@ async fn a_lost_keyring_is_recovered_from_the_kit() {
 async fn export_gives_a_standard_archive_and_refuses_damage(major: u32) {
     let (_pg, home) = setup(major);
     let id = backup(&home).await;
-    let out = home.path().join("export.dump");
+    let out = home.path().join("export.dir");
     let out_arg = out.display().to_string();
     let (ok, v) = cli_json(
         &home,
@@ -407,9 +404,11 @@ async fn export_gives_a_standard_archive_and_refuses_damage(major: u32) {
     assert!(listing.status.success());
     assert!(String::from_utf8_lossy(&listing.stdout).contains("Orders \"EU\""));
     use std::os::unix::fs::PermissionsExt;
+    // A directory-format backup exports as a folder only its owner can read.
+    assert!(out.is_dir());
     assert_eq!(
         std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
-        0o600
+        0o700
     );
 
     // An existing file is never overwritten.
@@ -427,7 +426,7 @@ async fn export_gives_a_standard_archive_and_refuses_damage(major: u32) {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&p, &bytes).unwrap();
-    let bad = home.path().join("bad.dump");
+    let bad = home.path().join("bad.dir");
     let err = home
         .st
         .backup_export("app", &id, &bad, quiet())

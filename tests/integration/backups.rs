@@ -4,7 +4,7 @@ use pgsteward::backup::RestoreTarget;
 use pgsteward::jobs::CancelToken;
 use pgsteward::ErrorCode;
 
-use crate::harness::{quiet, table_checksums, Home, Pg};
+use crate::harness::{largest_object, quiet, table_checksums, Home, Pg};
 use crate::on_each_version;
 
 /// Tables whose names need quoting, and values that test encodings and types.
@@ -57,11 +57,7 @@ async fn backup_then_restore_gives_identical_tables(major: u32) {
     );
 
     // The stored object is not the plaintext: no table data readable on disk.
-    let obj = home
-        .path()
-        .join("projects/app/backups")
-        .join(&b.id)
-        .join("dump.zst.sealed");
+    let obj = largest_object(&home.path().join("projects/app/backups").join(&b.id));
     let raw = std::fs::read(&obj).unwrap();
     assert!(!String::from_utf8_lossy(&raw).contains("Grüße"));
 
@@ -141,11 +137,7 @@ async fn a_flipped_byte_is_backup_corrupt_and_changes_nothing(major: u32) {
         .backup_create("app", quiet(), CancelToken::default())
         .await
         .unwrap();
-    let obj = home
-        .path()
-        .join("projects/app/backups")
-        .join(&b.id)
-        .join("dump.zst.sealed");
+    let obj = largest_object(&home.path().join("projects/app/backups").join(&b.id));
     let mut raw = std::fs::read(&obj).unwrap();
     let middle = raw.len() / 2;
     raw[middle] ^= 0x01;

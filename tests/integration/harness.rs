@@ -275,3 +275,24 @@ impl Drop for Rotel {
         let _ = self.child.wait();
     }
 }
+
+/// The largest stored object (`*.sealed`) of a backup folder: a table's data in a
+/// directory-format backup, the whole dump in a single-stream one.
+pub fn largest_object(backup_dir: &Path) -> PathBuf {
+    let mut best: Option<(u64, PathBuf)> = None;
+    let mut stack = vec![backup_dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".sealed") {
+                let len = e.metadata().unwrap().len();
+                if best.as_ref().is_none_or(|(n, _)| len > *n) {
+                    best = Some((len, p));
+                }
+            }
+        }
+    }
+    best.expect("the backup has objects").1
+}

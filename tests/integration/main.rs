@@ -8,6 +8,7 @@ mod alerts;
 mod backup_faults;
 mod backup_upkeep;
 mod backups;
+mod backups_parallel;
 mod breaker;
 mod connections;
 mod e2e;

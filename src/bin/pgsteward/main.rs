@@ -271,8 +271,20 @@ enum ProjectCmd {
 
 #[derive(Subcommand)]
 enum BackupCmd {
-    /// Take an encrypted logical backup now.
-    Create { name: String },
+    /// Take an encrypted logical backup now (pg_dump directory format, parallel jobs).
+    Create {
+        name: String,
+        /// Also keep the globals: roles (without passwords when they cannot be read) and
+        /// tablespaces, from pg_dumpall (default: BACKUP_GLOBALS).
+        #[arg(long)]
+        globals: bool,
+        /// Parallel pg_dump jobs and uploads, 1 to 8 (default: BACKUP_JOBS, else the CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// zstd, gzip or none (default: BACKUP_COMPRESSION, else zstd).
+        #[arg(long)]
+        compression: Option<String>,
+    },
     /// List a project's backups.
     List { name: String },
     /// Check backups: quick, sampled or full (default) verification.
@@ -306,6 +318,13 @@ enum BackupCmd {
         /// Replace the contents of the backed-up database (needs --confirm DBNAME).
         #[arg(long)]
         same_database: bool,
+        /// Parallel pg_restore jobs into a new database (default: BACKUP_JOBS, else the CPUs);
+        /// a restore into the same database always runs in one transaction with one job.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// First apply the backup's globals (roles, tablespaces); never done by default.
+        #[arg(long)]
+        globals: bool,
         /// The database name, repeated, to confirm a restore into the same database.
         #[arg(long, requires = "same_database")]
         confirm: Option<String>,
@@ -550,9 +569,23 @@ async fn run(cli: Cli) -> Result<(), Error> {
             limit,
         } => history::queries(&st, &name, &range, &sort, limit, json).await?,
         Cmd::Backup(b) => match b {
-            BackupCmd::Create { name } => {
+            BackupCmd::Create {
+                name,
+                globals,
+                jobs,
+                compression,
+            } => {
+                let compression = compression
+                    .map(|c| c.parse::<pgsteward::backup::codec::Compression>())
+                    .transpose()?;
+                let mut opts = pgsteward::steward::BackupOptions::from_env()?
+                    .with_jobs(jobs)
+                    .with_compression(compression);
+                opts.globals |= globals;
                 let (sink, bar) = progress(json);
-                let r = st.backup_create(&name, sink, CancelToken::default()).await;
+                let r = st
+                    .backup_create_with(&name, opts, sink, CancelToken::default())
+                    .await;
                 if let Some(b) = bar {
                     b.finish_and_clear();
                 }
@@ -601,7 +634,14 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 new_database,
                 same_database,
                 confirm,
+                jobs,
+                globals,
             } => {
+                let mut opts = pgsteward::steward::RestoreOptions::from_env()?;
+                if let Some(j) = jobs {
+                    opts.jobs = j.clamp(1, pgsteward::backup::directory::MAX_JOBS);
+                }
+                opts.globals = globals;
                 let target = if same_database {
                     RestoreTarget::SameDatabase {
                         confirm: confirm.unwrap_or_default(),
@@ -613,7 +653,14 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 };
                 let (sink, bar) = progress(json);
                 let r = st
-                    .backup_restore(&name, &backup_id, &target, sink, CancelToken::default())
+                    .backup_restore_with(
+                        &name,
+                        &backup_id,
+                        &target,
+                        opts,
+                        sink,
+                        CancelToken::default(),
+                    )
                     .await;
                 if let Some(b) = bar {
                     b.finish_and_clear();
@@ -626,7 +673,10 @@ async fn run(cli: Cli) -> Result<(), Error> {
                         r.database,
                         human_bytes(r.bytes as f64),
                         r.duration_ms as f64 / 1000.0
-                    )
+                    );
+                    for n in &r.notes {
+                        println!("  {n}");
+                    }
                 });
             }
         },

@@ -45,7 +45,8 @@ pub struct PruneArgs {
 pub struct ExportArgs {
     name: String,
     backup_id: String,
-    /// File to write the decrypted pg_dump archive to (must not exist).
+    /// Where to write the decrypted pg_dump output (must not exist): a file for single-stream
+    /// backups, a folder that `pg_restore` reads for directory-format ones.
     #[arg(long)]
     out: PathBuf,
 }

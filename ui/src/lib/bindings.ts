@@ -288,7 +288,11 @@ export type JobProgress = { job_id: string, kind: JobKind, project: string, stat
  */
 phase: string, bytes: number, rate_bytes_per_sec: number, elapsed_ms: number, message: string | null, };
 export type RestoreTarget = { "kind": "new_database", name: string, } | { "kind": "same_database", confirm: string, };
-export type RestoreReport = { backup_id: string, database: string, bytes: number, duration_ms: number, };
+export type RestoreReport = { backup_id: string, database: string, bytes: number, duration_ms: number, 
+/**
+ * What the user should know: globals statements that were skipped.
+ */
+notes: Array<string>, };
 export type VerifyTier = "quick" | "sampled" | "full" | "recovery";
 export type VerifyReport = { backup_id: string, tier: VerifyTier, ok: boolean, 
 /**

@@ -1,0 +1,653 @@
+//! Parallel logical backups: `pg_dump --format=directory --jobs=N` into a private scratch folder,
+//! then every file of it compressed, sealed, hashed and stored as its own object, N at a time;
+//! and back: every object fetched and authenticated into a scratch folder before a single byte
+//! reaches the server, then `pg_restore --jobs=N`.
+//!
+//! The scratch folders are [`tempfile::TempDir`]s (mode 0700): removed on success, failure and
+//! cancel alike. pg_dump and pg_restore run in their own process group, so a cancel stops their
+//! worker processes too.
+
+use std::fs;
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::codec::{Compression, Encoder};
+use super::crypto::{self, SealWriter, SEGMENT};
+use super::logical::{collect_stderr, corrupt, map_object_err, open_plaintext, tool_failed};
+use super::logical::{RestoreMode, ToolInvocation};
+use super::repo::{Manifest, ObjectEntry, Storage};
+use crate::error::{Error, ErrorCode, Result};
+use crate::jobs::{CancelToken, Reporter};
+
+/// Objects of the dump folder are named `dump/<file><codec suffix>.sealed`.
+pub const DUMP_PREFIX: &str = "dump/";
+/// The globals (roles, tablespaces), when taken: `globals.sql<codec suffix>.sealed`.
+pub const GLOBALS_FILE: &str = "globals.sql";
+pub const MAX_JOBS: usize = 8;
+const CHUNK: usize = 256 * 1024;
+const TICK: Duration = Duration::from_millis(100);
+
+/// `BACKUP_JOBS`, else the number of CPUs; at least 1, at most 8.
+pub fn jobs_from_env() -> Result<usize> {
+    match std::env::var("BACKUP_JOBS") {
+        Ok(v) if !v.trim().is_empty() => {
+            let n: usize = v.trim().parse().map_err(|_| {
+                Error::invalid_input(format!("BACKUP_JOBS: {v:?} is not a number of jobs"))
+            })?;
+            Ok(n.clamp(1, MAX_JOBS))
+        }
+        _ => Ok(std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, MAX_JOBS)),
+    }
+}
+
+/// `BACKUP_GLOBALS=1` (or true, yes, on).
+pub fn globals_from_env() -> bool {
+    std::env::var("BACKUP_GLOBALS")
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
+        .unwrap_or(false)
+}
+
+/// A private scratch folder (0700) holding plaintext while a backup or restore runs, removed
+/// when dropped. The process holds an exclusive lock on a file inside it for its whole life,
+/// so a folder whose lock can be taken was left by a process that died (kill -9, power loss):
+/// [`scratch`] removes those before making a new one, so no plaintext dump outlives its job.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+    _lock: fs::File,
+}
+
+impl Scratch {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+const SCRATCH_PREFIX: &str = "pgsw-scratch-";
+const SCRATCH_LOCK: &str = ".in-use";
+
+/// Remove scratch folders under `parent` that no living process holds. Returns how many.
+pub fn remove_abandoned_scratch(parent: &Path) -> usize {
+    use fs2::FileExt;
+    let Ok(entries) = fs::read_dir(parent) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().starts_with(SCRATCH_PREFIX) || !e.path().is_dir() {
+            continue;
+        }
+        let lock = e.path().join(SCRATCH_LOCK);
+        let abandoned = match fs::File::open(&lock) {
+            Ok(f) => f.try_lock_exclusive().is_ok(),
+            // Made but not locked yet by its owner, or from before locks: only when old.
+            Err(_) => e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(3600)),
+        };
+        if abandoned && fs::remove_dir_all(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// A new private scratch folder under `parent`, after removing abandoned ones.
+pub fn scratch(parent: &Path) -> Result<Scratch> {
+    use fs2::FileExt;
+    fs::create_dir_all(parent).map_err(|e| Error::io("creating the scratch folder", e))?;
+    let gone = remove_abandoned_scratch(parent);
+    if gone > 0 {
+        tracing::info!("removed {gone} scratch folder(s) left by an interrupted job");
+    }
+    let dir = tempfile::Builder::new()
+        .prefix(SCRATCH_PREFIX)
+        .tempdir_in(parent)
+        .map_err(|e| Error::io("creating the scratch folder", e))?;
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::io("creating the scratch folder", e))?;
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.path().join(SCRATCH_LOCK))
+        .map_err(|e| Error::io("creating the scratch folder", e))?;
+    lock.try_lock_exclusive()
+        .map_err(|e| Error::io("locking the scratch folder", e))?;
+    Ok(Scratch { dir, _lock: lock })
+}
+
+/// A command line as it was run, for the manifest (passwords only ever go through the
+/// environment, so none appear here).
+pub fn render(program: &Path, args: &[String]) -> String {
+    let quote = |a: &str| {
+        if !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_=./:,@+".contains(c))
+        {
+            a.to_string()
+        } else {
+            format!("'{}'", a.replace('\'', "'\\''"))
+        }
+    };
+    std::iter::once(program.display().to_string())
+        .chain(args.iter().map(|a| quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Run a client program to completion in its own process group; a cancel kills the group.
+/// `tick` runs every 100 ms while it works.
+pub(crate) fn run_tool(
+    tool: &ToolInvocation,
+    args: &[String],
+    what: &str,
+    cancel: &CancelToken,
+    mut tick: impl FnMut(),
+) -> Result<String> {
+    let mut cmd: Command = tool.command();
+    cmd.args(args).process_group(0);
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::new(
+            ErrorCode::ToolFailed,
+            format!("could not start {}: {e}", tool.program.display()),
+        )
+    })?;
+    let stderr = collect_stderr(&mut child);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let text = stderr.join().unwrap_or_default();
+                return if status.success() {
+                    Ok(text)
+                } else {
+                    Err(tool_failed(what, &text))
+                };
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Error::io(&format!("waiting for {what}"), e)),
+        }
+        if cancel.is_cancelled() {
+            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            let _ = stderr.join();
+            return Err(Error::new(
+                ErrorCode::Cancelled,
+                format!("{what} was cancelled."),
+            ));
+        }
+        tick();
+        std::thread::sleep(TICK);
+    }
+}
+
+/// `pg_dump` arguments for a directory-format dump into `out`.
+pub fn dump_args(conninfo: &str, out: &Path, jobs: usize, snapshot: Option<&str>) -> Vec<String> {
+    let mut args = vec![
+        "--format=directory".to_string(),
+        format!("--jobs={jobs}"),
+        // Accepted by every supported pg_dump (before 16 it is the level, from 16 the method).
+        "--compress=0".to_string(),
+        "--no-password".to_string(),
+        "--lock-wait-timeout=30000".to_string(),
+        format!("--file={}", out.display()),
+    ];
+    if let Some(s) = snapshot {
+        args.push(format!("--snapshot={s}"));
+    }
+    args.push(format!("--dbname={conninfo}"));
+    args
+}
+
+fn folder_bytes(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Run pg_dump into `out` (which must not exist), reporting the bytes written so far.
+pub fn dump(
+    tool: &ToolInvocation,
+    args: &[String],
+    out: &Path,
+    rep: &mut Reporter,
+    cancel: &CancelToken,
+) -> Result<u64> {
+    let mut n = 0;
+    run_tool(tool, args, "pg_dump", cancel, || {
+        n += 1;
+        if n % 5 == 0 {
+            rep.bytes(folder_bytes(out));
+        }
+    })?;
+    let total = folder_bytes(out);
+    rep.bytes(total);
+    Ok(total)
+}
+
+/// The file a dump object holds, from its name; `None` for objects that are not dump files.
+pub fn dump_file(obj: &ObjectEntry) -> Option<&str> {
+    let c = Compression::from_codec(&obj.codec)?;
+    let file = obj
+        .name
+        .strip_prefix(DUMP_PREFIX)?
+        .strip_suffix(".sealed")?
+        .strip_suffix(c.suffix())?;
+    safe_file_name(file).then_some(file)
+}
+
+/// Names pg_dump gives the files of a directory archive (toc.dat, 1234.dat, blob_1.dat, ...).
+fn safe_file_name(f: &str) -> bool {
+    !f.is_empty()
+        && !f.starts_with('.')
+        && f.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+}
+
+pub fn is_globals(obj: &ObjectEntry) -> bool {
+    Compression::from_codec(&obj.codec)
+        .is_some_and(|c| obj.name == format!("{GLOBALS_FILE}{}.sealed", c.suffix()))
+}
+
+/// What to seal and where.
+pub struct Sealer<'a> {
+    pub storage: &'a dyn Storage,
+    pub repository: &'a str,
+    pub backup_id: &'a str,
+    pub dek: &'a [u8; 32],
+    pub compression: Compression,
+}
+
+/// One file to store: its path and the object name and content description to give it.
+pub struct Upload {
+    pub path: PathBuf,
+    pub name: String,
+    pub content: String,
+}
+
+/// The uploads for every file of a dump folder, largest first (they take longest).
+pub fn dump_uploads(dir: &Path, c: Compression) -> Result<Vec<Upload>> {
+    let mut files = Vec::new();
+    for e in fs::read_dir(dir).map_err(|e| Error::io("reading the dump folder", e))? {
+        let e = e.map_err(|e| Error::io("reading the dump folder", e))?;
+        let meta = e
+            .metadata()
+            .map_err(|e| Error::io("reading the dump folder", e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !meta.is_file() || !safe_file_name(&name) {
+            return Err(Error::new(
+                ErrorCode::ToolFailed,
+                format!("pg_dump left an unexpected entry {name:?} in its folder"),
+            ));
+        }
+        files.push((meta.len(), name, e.path()));
+    }
+    files.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    Ok(files
+        .into_iter()
+        .map(|(_, name, path)| Upload {
+            name: format!("{DUMP_PREFIX}{name}{}.sealed", c.suffix()),
+            content: if name == "toc.dat" {
+                "pg_dump directory archive: table of contents".into()
+            } else {
+                "pg_dump directory archive: data file".into()
+            },
+            path,
+        })
+        .collect())
+}
+
+impl Sealer<'_> {
+    /// Compress, seal and store one file; returns its manifest entry.
+    pub fn store(&self, up: &Upload, total: &AtomicU64, stop: &AtomicBool) -> Result<ObjectEntry> {
+        let mut file = fs::File::open(&up.path).map_err(|e| Error::io("reading a dump file", e))?;
+        let sink = self
+            .storage
+            .create(&format!("{}/{}", self.backup_id, up.name))?;
+        let aad = crypto::object_aad(self.repository, self.backup_id, &up.name);
+        let sealed = SealWriter::new(sink, self.dek, aad)
+            .map_err(|e| Error::from_io("writing the backup", e))?;
+        let mut enc = Encoder::new(self.compression, sealed)
+            .map_err(|e| Error::from_io("starting the compression", e))?;
+        let mut hasher = Sha256::new();
+        let mut plain = 0u64;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Err(Error::new(
+                    ErrorCode::Cancelled,
+                    "The backup was cancelled.",
+                ));
+            }
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("reading a dump file", e)),
+            };
+            hasher.update(&buf[..n]);
+            plain += n as u64;
+            enc.write_all(&buf[..n])
+                .map_err(|e| Error::from_io("writing the backup", e))?;
+            total.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        let sealed = enc
+            .finish()
+            .map_err(|e| Error::from_io("finishing the compression", e))?;
+        let (sink, stored_bytes, stored_digest) = sealed
+            .finish()
+            .map_err(|e| Error::from_io("writing the backup", e))?;
+        sink.commit()?;
+        Ok(ObjectEntry {
+            name: up.name.clone(),
+            content: up.content.clone(),
+            codec: self.compression.codec().into(),
+            plaintext_bytes: plain,
+            plaintext_sha256: hex::encode(hasher.finalize()),
+            stored_bytes,
+            stored_sha256: hex::encode(stored_digest),
+            segment_size: SEGMENT as u32,
+        })
+    }
+}
+
+/// Run `work` on every item with `jobs` threads. The first failure stops the others (a real
+/// error wins over the cancellations it caused); a cancel stops them all. Results keep the
+/// order of `items`.
+pub fn parallel<I: Sync, T: Send>(
+    jobs: usize,
+    items: &[I],
+    work: impl Fn(&I, &AtomicBool) -> Result<T> + Sync,
+    progress: &AtomicU64,
+    rep: &mut Reporter,
+    cancel: &CancelToken,
+) -> Result<Vec<T>> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let done: Mutex<Vec<(usize, T)>> = Mutex::new(Vec::with_capacity(items.len()));
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..jobs.clamp(1, items.len().max(1)))
+            .map(|_| {
+                s.spawn(|| loop {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= items.len() {
+                        break;
+                    }
+                    match work(&items[i], &stop) {
+                        Ok(t) => done.lock().unwrap().push((i, t)),
+                        Err(e) => {
+                            stop.store(true, Ordering::Relaxed);
+                            let mut f = failed.lock().unwrap();
+                            if f.as_ref()
+                                .is_none_or(|old| old.code == ErrorCode::Cancelled)
+                            {
+                                *f = Some(e);
+                            }
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        while workers.iter().any(|w| !w.is_finished()) {
+            if cancel.is_cancelled() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            rep.bytes(progress.load(Ordering::Relaxed));
+            std::thread::sleep(TICK);
+        }
+    });
+    rep.bytes(progress.load(Ordering::Relaxed));
+    if let Some(e) = failed.into_inner().unwrap() {
+        return Err(e);
+    }
+    if cancel.is_cancelled() {
+        return Err(Error::new(ErrorCode::Cancelled, "The job was cancelled."));
+    }
+    let mut done = done.into_inner().unwrap();
+    done.sort_by_key(|(i, _)| *i);
+    Ok(done.into_iter().map(|(_, t)| t).collect())
+}
+
+/// Decrypt, decompress and write one object to `dest` (a new file, mode 0600; `None`: only
+/// check it), checking both digests; a damaged object is `backup_corrupt`.
+fn fetch_object(
+    storage: &dyn Storage,
+    manifest: &Manifest,
+    dek: &[u8; 32],
+    obj: &ObjectEntry,
+    dest: Option<&Path>,
+    total: &AtomicU64,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let id = &manifest.backup_id;
+    let mut dec = open_plaintext(storage, manifest, dek, obj)?;
+    let mut out = match dest {
+        Some(dest) => Some(BufWriter::with_capacity(
+            1 << 20,
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(dest)
+                .map_err(|e| Error::io("writing the fetched backup", e))?,
+        )),
+        None => None,
+    };
+    let mut hasher = Sha256::new();
+    let mut plain = 0u64;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(Error::new(
+                ErrorCode::Cancelled,
+                "The restore was cancelled.",
+            ));
+        }
+        let n = dec
+            .read(&mut buf)
+            .map_err(|e| map_object_err(id, &obj.name, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        plain += n as u64;
+        if let Some(out) = out.as_mut() {
+            out.write_all(&buf[..n])
+                .map_err(|e| Error::io("writing the fetched backup", e))?;
+        }
+        total.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    dec.drain_inner()
+        .map_err(|e| map_object_err(id, &obj.name, e))?;
+    let (stored, stored_digest) = dec.get_ref().stored_digest();
+    if plain != obj.plaintext_bytes || hex::encode(hasher.finalize()) != obj.plaintext_sha256 {
+        return Err(corrupt(
+            id,
+            format!("{} does not match its recorded digest", obj.name),
+        ));
+    }
+    if stored != obj.stored_bytes || hex::encode(stored_digest) != obj.stored_sha256 {
+        return Err(corrupt(
+            id,
+            format!("{} has trailing or missing bytes", obj.name),
+        ));
+    }
+    match out {
+        Some(out) => out
+            .into_inner()
+            .map_err(|e| Error::io("writing the fetched backup", e.into_error()))?
+            .sync_all()
+            .map_err(|e| Error::io("writing the fetched backup", e)),
+        None => Ok(()),
+    }
+}
+
+/// Fetch and authenticate every object of a directory-format backup: the dump files into
+/// `dump_dir` (created), the globals to `globals` when given (else they are only checked).
+/// Returns the plaintext bytes of the dump files.
+#[allow(clippy::too_many_arguments)]
+pub fn fetch(
+    storage: &dyn Storage,
+    manifest: &Manifest,
+    dek: &[u8; 32],
+    dump_dir: &Path,
+    globals: Option<&Path>,
+    jobs: usize,
+    rep: &mut Reporter,
+    cancel: &CancelToken,
+) -> Result<u64> {
+    let id = &manifest.backup_id;
+    fs::create_dir_all(dump_dir).map_err(|e| Error::io("creating the restore folder", e))?;
+    let mut work: Vec<(&ObjectEntry, Option<PathBuf>)> = Vec::new();
+    for obj in &manifest.objects {
+        if let Some(file) = dump_file(obj) {
+            work.push((obj, Some(dump_dir.join(file))));
+        } else if is_globals(obj) {
+            work.push((obj, globals.map(Path::to_path_buf)));
+        } else {
+            return Err(corrupt(
+                id,
+                format!("it holds an unknown object {}", obj.name),
+            ));
+        }
+    }
+    if !manifest
+        .objects
+        .iter()
+        .any(|o| dump_file(o) == Some("toc.dat"))
+    {
+        return Err(corrupt(id, "it has no table of contents (toc.dat)"));
+    }
+    work.sort_by_key(|w| std::cmp::Reverse(w.0.plaintext_bytes));
+    let total = AtomicU64::new(0);
+    rep.phase("fetching and authenticating");
+    parallel(
+        jobs,
+        &work,
+        |(obj, dest), stop| {
+            fetch_object(storage, manifest, dek, obj, dest.as_deref(), &total, stop)
+        },
+        &total,
+        rep,
+        cancel,
+    )?;
+    Ok(manifest
+        .objects
+        .iter()
+        .filter(|o| dump_file(o).is_some())
+        .map(|o| o.plaintext_bytes)
+        .sum())
+}
+
+/// `pg_restore` of a fetched dump folder. Into the same database (`clean`), or with one job,
+/// it runs in one transaction; otherwise with `jobs` parallel jobs (pg_restore cannot combine
+/// them with one transaction), into a new database that is dropped again if it fails.
+pub fn restore_folder(
+    dump_dir: &Path,
+    tool: &ToolInvocation,
+    mode: RestoreMode,
+    rep: &mut Reporter,
+    cancel: &CancelToken,
+) -> Result<Vec<String>> {
+    let mut args: Vec<String> = vec![
+        "--format=directory".into(),
+        "--exit-on-error".into(),
+        "--no-password".into(),
+        format!("--dbname={}", tool.conninfo),
+    ];
+    if mode.jobs > 1 && !mode.clean {
+        args.push(format!("--jobs={}", mode.jobs.min(MAX_JOBS)));
+    } else {
+        args.push("--single-transaction".into());
+    }
+    if mode.clean {
+        args.extend(["--clean".into(), "--if-exists".into()]);
+    }
+    if mode.no_owner {
+        args.extend(["--no-owner".into(), "--no-privileges".into()]);
+    }
+    args.push(dump_dir.display().to_string());
+    rep.phase("restoring");
+    run_tool(tool, &args, "pg_restore", cancel, || {})?;
+    Ok(vec![render(&tool.program, &args)])
+}
+
+/// Apply a fetched globals script with psql. Statements that fail (a role that already exists)
+/// do not stop the others; their errors are returned.
+pub fn apply_globals(
+    psql: &ToolInvocation,
+    file: &Path,
+    cancel: &CancelToken,
+) -> Result<Vec<String>> {
+    let args: Vec<String> = vec![
+        "--no-psqlrc".into(),
+        "--quiet".into(),
+        "--no-password".into(),
+        "--set=ON_ERROR_STOP=0".into(),
+        format!("--file={}", file.display()),
+        format!("--dbname={}", psql.conninfo),
+    ];
+    let err = run_tool(psql, &args, "psql (globals)", cancel, || {})?;
+    Ok(err
+        .lines()
+        .filter(|l| l.contains("ERROR:"))
+        .map(|l| {
+            l.split_once("ERROR:")
+                .map(|x| x.1)
+                .unwrap_or(l)
+                .trim()
+                .to_string()
+        })
+        .collect())
+}
+
+/// Fetch and authenticate one object into `dest` (a new file).
+pub fn fetch_one(
+    storage: &dyn Storage,
+    manifest: &Manifest,
+    dek: &[u8; 32],
+    obj: &ObjectEntry,
+    dest: &Path,
+) -> Result<()> {
+    let total = AtomicU64::new(0);
+    fetch_object(
+        storage,
+        manifest,
+        dek,
+        obj,
+        Some(dest),
+        &total,
+        &AtomicBool::new(false),
+    )
+}

@@ -1,0 +1,207 @@
+//! Restoring a backup: every object authenticated first (a directory-format dump fetched into a
+//! private scratch folder), then pg_restore; the globals applied only when asked.
+//!
+//! Into the same database a restore is always one transaction with one job. A directory-format
+//! backup into a new database runs `pg_restore --jobs=N` (which cannot be one transaction); the
+//! caller drops that new database again when the restore fails.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use super::directory::{self, GLOBALS_FILE};
+use super::logical::{
+    collect_stderr, custom_object, map_read_err, open_plaintext, tool_failed, unwrap_dek, verify,
+    ToolInvocation,
+};
+use super::repo::{Manifest, Storage};
+use crate::error::{Error, ErrorCode, Result};
+use crate::jobs::{CancelToken, Reporter};
+
+const CHUNK: usize = 256 * 1024;
+
+/// How pg_restore treats the target.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestoreMode {
+    /// Drop existing objects first (restore into the same database). Always one transaction
+    /// with one job: pg_restore cannot run parallel jobs in one transaction.
+    pub clean: bool,
+    /// Skip ownership and grants (a throwaway server without the original roles).
+    pub no_owner: bool,
+    /// Parallel pg_restore jobs for a directory-format backup into a new database.
+    pub jobs: usize,
+}
+
+/// A backup whose every object was authenticated, ready to restore. Its scratch folder (the
+/// fetched dump of a directory-format backup, the globals) is removed on drop.
+pub struct Prepared {
+    scratch: directory::Scratch,
+    folder: bool,
+    globals: bool,
+}
+
+impl Prepared {
+    fn dump_dir(&self) -> PathBuf {
+        self.scratch.path().join("dump")
+    }
+    fn globals_file(&self) -> PathBuf {
+        self.scratch.path().join(GLOBALS_FILE)
+    }
+    /// Whether the backup holds the globals (roles, tablespaces).
+    pub fn has_globals(&self) -> bool {
+        self.globals
+    }
+}
+
+/// Authenticate every object of a backup, fetching a directory-format dump (and the globals)
+/// into a private scratch folder under `scratch_parent`. Nothing reaches a server here.
+pub fn prepare(
+    storage: &dyn Storage,
+    kek: &[u8; 32],
+    manifest: &Manifest,
+    scratch_parent: &Path,
+    jobs: usize,
+    rep: &mut Reporter,
+    cancel: &CancelToken,
+) -> Result<Prepared> {
+    let dek = unwrap_dek(manifest, kek)?;
+    let scratch = directory::scratch(scratch_parent)?;
+    let globals_obj = manifest.objects.iter().find(|o| directory::is_globals(o));
+    let prepared = Prepared {
+        scratch,
+        folder: manifest.is_directory(),
+        globals: globals_obj.is_some(),
+    };
+    if prepared.folder {
+        let globals = prepared.globals_file();
+        directory::fetch(
+            storage,
+            manifest,
+            &dek,
+            &prepared.dump_dir(),
+            Some(&globals),
+            jobs,
+            rep,
+            cancel,
+        )?;
+    } else {
+        verify(storage, kek, manifest, rep)?;
+        if let Some(g) = globals_obj {
+            directory::fetch_one(storage, manifest, &dek, g, &prepared.globals_file())?;
+        }
+    }
+    Ok(prepared)
+}
+
+/// Restore a prepared backup. In one transaction (an error leaves the target as it was),
+/// except a directory-format backup with several jobs into a new database, which the caller
+/// drops again when this fails.
+#[allow(clippy::too_many_arguments)]
+pub fn restore(
+    storage: &dyn Storage,
+    kek: &[u8; 32],
+    manifest: &Manifest,
+    prepared: &Prepared,
+    restore_tool: &ToolInvocation,
+    mode: RestoreMode,
+    rep: &mut Reporter,
+    cancel: &CancelToken,
+) -> Result<u64> {
+    if prepared.folder {
+        directory::restore_folder(&prepared.dump_dir(), restore_tool, mode, rep, cancel)?;
+        return Ok(manifest
+            .objects
+            .iter()
+            .filter(|o| directory::dump_file(o).is_some())
+            .map(|o| o.plaintext_bytes)
+            .sum());
+    }
+    restore_stream(storage, kek, manifest, restore_tool, mode, rep, cancel)
+}
+
+/// Apply the globals of a prepared backup with psql; returns the errors of statements that
+/// failed (roles that already exist).
+pub fn apply_globals(
+    prepared: &Prepared,
+    psql: &ToolInvocation,
+    cancel: &CancelToken,
+) -> Result<Vec<String>> {
+    if !prepared.globals {
+        return Err(Error::invalid_input(
+            "This backup has no globals: it was taken without --globals.",
+        ));
+    }
+    directory::apply_globals(psql, &prepared.globals_file(), cancel)
+}
+
+/// Stream a verified custom-format backup into pg_restore, in one transaction.
+pub(crate) fn restore_stream(
+    storage: &dyn Storage,
+    kek: &[u8; 32],
+    manifest: &Manifest,
+    restore_tool: &ToolInvocation,
+    mode: RestoreMode,
+    rep: &mut Reporter,
+    cancel: &CancelToken,
+) -> Result<u64> {
+    let dek = unwrap_dek(manifest, kek)?;
+    let obj = custom_object(manifest)?;
+    rep.phase("restoring");
+    let mut cmd = restore_tool.command();
+    cmd.args(["--exit-on-error", "--single-transaction", "--no-password"])
+        .arg(format!("--dbname={}", restore_tool.conninfo))
+        .stdin(Stdio::piped());
+    if mode.clean {
+        cmd.args(["--clean", "--if-exists"]);
+    }
+    if mode.no_owner {
+        cmd.args(["--no-owner", "--no-privileges"]);
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::new(
+            ErrorCode::ToolFailed,
+            format!("could not start {}: {e}", restore_tool.program.display()),
+        )
+    })?;
+    let stderr = collect_stderr(&mut child);
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    let mut dec = open_plaintext(storage, manifest, &dek, obj)?;
+    let mut total = 0u64;
+    let mut buf = vec![0u8; CHUNK];
+    let pump: Result<()> = (|| loop {
+        if cancel.is_cancelled() {
+            return Err(Error::new(
+                ErrorCode::Cancelled,
+                "The restore was cancelled; the transaction was rolled back.",
+            ));
+        }
+        let n = dec
+            .read(&mut buf)
+            .map_err(|e| map_read_err(&manifest.backup_id, e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        total += n as u64;
+        if let Err(e) = stdin.write_all(&buf[..n]) {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return Ok(()); // pg_restore stopped early; its exit status says why
+            }
+            return Err(Error::io("feeding pg_restore", e));
+        }
+        rep.bytes(total);
+    })();
+    if pump.is_err() {
+        // Kill before closing stdin so pg_restore never commits a partial restore.
+        let _ = child.kill();
+    }
+    drop(stdin);
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("waiting for pg_restore", e))?;
+    let err_text = stderr.join().unwrap_or_default();
+    pump?;
+    if !status.success() {
+        return Err(tool_failed("pg_restore", &err_text));
+    }
+    Ok(total)
+}

@@ -1,0 +1,446 @@
+//! Backup and restore flows of a project: the options (jobs, compression, globals) from the
+//! environment and the command line, the snapshot the table facts and pg_dump share, version-
+//! matched client programs, and the restore targets (a new database, or the same one after
+//! confirmation).
+
+use std::time::Instant;
+
+use sqlx::Row;
+
+use super::Steward;
+use crate::backup::codec::Compression;
+use crate::backup::directory;
+use crate::backup::logical::{self, BackupPlan, DumpOptions, GlobalsDump, ToolInvocation};
+use crate::backup::{repo, BackupSummary, RestoreReport, RestoreTarget};
+use crate::conn::session::{self, libpq_conninfo};
+use crate::conn::Pool;
+use crate::error::{Error, ErrorCode, Result};
+use crate::ident::{check_database_name, quote_ident};
+use crate::jobs::{CancelToken, JobKind, JobStatus, ProgressSink, Reporter};
+use crate::pgbin;
+use crate::project::Project;
+use crate::sql;
+
+/// How a backup is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupOptions {
+    pub dump: DumpOptions,
+    /// Also keep the globals (roles, tablespaces) from `pg_dumpall --globals-only`.
+    pub globals: bool,
+}
+
+impl BackupOptions {
+    /// `BACKUP_JOBS` (default: the CPUs, 1 to 8), `BACKUP_COMPRESSION` (zstd, gzip, none),
+    /// `BACKUP_GLOBALS` (1 to keep the globals) and `BACKUP_FORMAT` (directory or custom).
+    pub fn from_env() -> Result<BackupOptions> {
+        Ok(BackupOptions {
+            dump: DumpOptions::from_env()?,
+            globals: directory::globals_from_env(),
+        })
+    }
+
+    pub fn with_jobs(mut self, jobs: Option<usize>) -> Self {
+        if let Some(j) = jobs {
+            self.dump.jobs = j.clamp(1, directory::MAX_JOBS);
+        }
+        self
+    }
+
+    pub fn with_compression(mut self, c: Option<Compression>) -> Self {
+        if let Some(c) = c {
+            self.dump.compression = c;
+        }
+        self
+    }
+}
+
+/// How a restore runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// Parallel pg_restore jobs (directory-format backups into a new database).
+    pub jobs: usize,
+    /// Apply the backup's globals (roles, tablespaces) first; never by default.
+    pub globals: bool,
+}
+
+impl RestoreOptions {
+    /// `BACKUP_JOBS` jobs, no globals.
+    pub fn from_env() -> Result<RestoreOptions> {
+        Ok(RestoreOptions {
+            jobs: directory::jobs_from_env()?,
+            globals: false,
+        })
+    }
+}
+
+impl Steward {
+    pub(crate) fn client_tool(
+        &self,
+        project: &Project,
+        program: &str,
+        major: u32,
+    ) -> Result<std::path::PathBuf> {
+        pgbin::find(
+            program,
+            major,
+            project.pg_bin_dir.as_deref().map(std::path::Path::new),
+        )
+    }
+
+    pub(crate) async fn server_version(&self, pool: &Pool) -> Result<(String, i32, String)> {
+        let mut conn = pool.acquire().await?;
+        let row = sqlx::query(sql!(
+            "SELECT current_setting('server_version') AS v, current_setting('server_version_num')::int AS n, current_database() AS db"
+        ))
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok((row.get("v"), row.get("n"), row.get("db")))
+    }
+
+    /// Folder under which private scratch folders of backups and restores are made.
+    pub(crate) fn scratch_parent(&self, name: &str) -> Result<std::path::PathBuf> {
+        Ok(self.store.project_dir(name)?.join("scratch"))
+    }
+
+    /// Take a logical backup of the project's database with the options from the environment.
+    pub async fn backup_create(
+        &self,
+        name: &str,
+        sink: ProgressSink,
+        cancel: CancelToken,
+    ) -> Result<BackupSummary> {
+        let opts = BackupOptions::from_env()?;
+        self.backup_create_with(name, opts, sink, cancel).await
+    }
+
+    /// Take a logical backup of the project's database.
+    pub async fn backup_create_with(
+        &self,
+        name: &str,
+        opts: BackupOptions,
+        sink: ProgressSink,
+        cancel: CancelToken,
+    ) -> Result<BackupSummary> {
+        let project = self.store.get(name)?;
+        let mut rep = Reporter::new(JobKind::Backup, name, sink);
+        let result = async {
+            let lock = self.repo_lock(name)?;
+            // The key is checked against the repository before any byte is written.
+            let kek = self.settled_backup_key(name)?;
+            repo::ensure_keycheck(&self.storage(name)?, name, &kek)?;
+            let pool = self.pool(name)?;
+            let (version, num, db) = self.server_version(&pool).await?;
+            let pg_dump = self.client_tool(&project, "pg_dump", (num / 10000) as u32)?;
+            let (r, pw) = self.credentials(&project)?;
+            let storage = self.storage(name)?;
+            let scratch_parent = self.scratch_parent(name)?;
+            let conninfo = libpq_conninfo(&r, &db, self.limits.lock_timeout);
+            let globals = if opts.globals {
+                // Without access to pg_authid, pg_dumpall can only list roles without passwords.
+                let can_read_authid: bool = sqlx::query_scalar(sql!(
+                    "SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')"
+                ))
+                .fetch_one(&mut *pool.acquire().await?)
+                .await?;
+                Some(GlobalsDump {
+                    tool: ToolInvocation {
+                        program: self.client_tool(&project, "pg_dumpall", (num / 10000) as u32)?,
+                        conninfo: conninfo.clone(),
+                        password: pw.clone(),
+                    },
+                    no_role_passwords: !can_read_authid,
+                })
+            } else {
+                None
+            };
+            let name = name.to_string();
+            // One snapshot for the table facts and the dump: the facts describe exactly the
+            // data that was dumped, even while the database is being written to.
+            let mut snap = pool.acquire().await?;
+            sqlx::query(sql!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+                .execute(&mut *snap)
+                .await?;
+            let snapshot: String = sqlx::query_scalar(sql!("SELECT pg_export_snapshot()"))
+                .fetch_one(&mut *snap)
+                .await?;
+            rep.phase("counting rows");
+            let tables = crate::backup::facts::read(&mut snap)
+                .await
+                .inspect_err(|_| snap.discard())?;
+            let job = tokio::task::spawn_blocking(move || {
+                let plan = BackupPlan {
+                    storage: &storage,
+                    kek: &kek,
+                    repository: name.clone(),
+                    project: name.clone(),
+                    database: db,
+                    server_version: version,
+                    server_version_num: num,
+                    dump: ToolInvocation {
+                        program: pg_dump,
+                        conninfo,
+                        password: pw,
+                    },
+                    snapshot: Some(snapshot),
+                    tables,
+                    options: opts.dump,
+                    scratch_parent,
+                    globals,
+                };
+                let m = logical::create(plan, &mut rep, &cancel);
+                drop(lock);
+                (m, rep)
+            });
+            let out = job
+                .await
+                .map_err(|e| Error::internal(format!("backup task: {e}")));
+            // The snapshot was only needed until pg_dump took it.
+            if sqlx::query(sql!("ROLLBACK"))
+                .execute(&mut *snap)
+                .await
+                .is_err()
+            {
+                snap.discard();
+            }
+            out
+        }
+        .await;
+        match result {
+            Ok((Ok(m), mut rep)) => {
+                rep.finish(
+                    JobStatus::Succeeded,
+                    Some(format!("backup {} written", m.backup_id)),
+                );
+                self.note_backup_outcome(name, true);
+                Ok(m.summary())
+            }
+            Ok((Err(e), mut rep)) => {
+                rep.fail(&e);
+                self.note_backup_failure(name, &e);
+                Err(e)
+            }
+            Err(e) => {
+                self.note_backup_failure(name, &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Restore a backup into a new database or, after confirmation, into the same one, with
+    /// `BACKUP_JOBS` jobs and without the globals.
+    pub async fn backup_restore(
+        &self,
+        name: &str,
+        backup_id: &str,
+        target: &RestoreTarget,
+        sink: ProgressSink,
+        cancel: CancelToken,
+    ) -> Result<RestoreReport> {
+        let opts = RestoreOptions::from_env()?;
+        self.backup_restore_with(name, backup_id, target, opts, sink, cancel)
+            .await
+    }
+
+    /// Restore a backup into a new database or, after confirmation, into the same one.
+    pub async fn backup_restore_with(
+        &self,
+        name: &str,
+        backup_id: &str,
+        target: &RestoreTarget,
+        opts: RestoreOptions,
+        sink: ProgressSink,
+        cancel: CancelToken,
+    ) -> Result<RestoreReport> {
+        let project = self.store.get(name)?;
+        let storage = self.storage(name)?;
+        let kek = self.settled_backup_key(name)?;
+        let manifest = repo::load(&storage, &kek, backup_id).map_err(|e| match e.code {
+            ErrorCode::BackupNotFound => Error::new(
+                ErrorCode::BackupNotFound,
+                format!("Project \"{name}\" has no backup {backup_id}."),
+            ),
+            _ => e,
+        })?;
+        let pool = self.pool(name)?;
+        let (_, num, current_db) = self.server_version(&pool).await?;
+        let (target_db, clean) = match target {
+            RestoreTarget::NewDatabase { name } => {
+                check_database_name(name)?;
+                let exists: Option<i32> =
+                    sqlx::query_scalar(sql!("SELECT 1 FROM pg_database WHERE datname = $1"))
+                        .bind(name)
+                        .fetch_optional(&mut *pool.acquire().await?)
+                        .await?;
+                if exists.is_some() {
+                    return Err(Error::invalid_input(format!(
+                        "A database named \"{name}\" already exists; choose a new name, or restore into the same database."
+                    )));
+                }
+                (name.clone(), false)
+            }
+            RestoreTarget::SameDatabase { confirm } => {
+                if *confirm != manifest.database {
+                    return Err(Error::new(
+                        ErrorCode::ConfirmationRequired,
+                        format!(
+                            "Restoring into \"{}\" replaces its contents. Type the database name exactly to confirm.",
+                            manifest.database
+                        ),
+                    ));
+                }
+                (manifest.database.clone(), true)
+            }
+        };
+        let major = (num / 10000) as u32;
+        let pg_restore = self.client_tool(&project, "pg_restore", major)?;
+        let psql = if opts.globals {
+            Some(self.client_tool(&project, "psql", major)?)
+        } else {
+            None
+        };
+        let (r, pw) = self.credentials(&project)?;
+        let mut rep = Reporter::new(JobKind::Restore, name, sink);
+
+        // 1. Authenticate every byte before anything touches the server (a directory-format
+        //    backup is fetched into a private scratch folder on the way).
+        let prepare = {
+            let storage = self.storage(name)?;
+            let kek = kek.clone();
+            let manifest = manifest.clone();
+            let scratch = self.scratch_parent(name)?;
+            let cancel = cancel.clone();
+            tokio::task::spawn_blocking(move || {
+                let r = logical::prepare(
+                    &storage, &kek, &manifest, &scratch, opts.jobs, &mut rep, &cancel,
+                );
+                (r, rep)
+            })
+            .await
+            .map_err(|e| Error::internal(format!("verify task: {e}")))?
+        };
+        let (prepared, mut rep) = prepare;
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                rep.finish(JobStatus::Failed, Some(e.message.clone()));
+                return Err(e);
+            }
+        };
+        if opts.globals && !prepared.has_globals() {
+            let e = Error::invalid_input(format!(
+                "Backup {backup_id} has no globals: it was taken without --globals. Nothing was restored."
+            ));
+            rep.fail(&e);
+            return Err(e);
+        }
+        let _ = self.check_log(name)?.record(&crate::backup::VerifyReport {
+            backup_id: backup_id.to_string(),
+            tier: crate::backup::VerifyTier::Full,
+            ok: true,
+            message: "every byte authenticated before restoring".into(),
+            bytes_read: manifest.objects.iter().map(|o| o.stored_bytes).sum(),
+            duration_ms: rep.elapsed_ms(),
+            verified_at: chrono::Utc::now().to_rfc3339(),
+        });
+
+        // 2. The globals first, when asked: the roles must exist before objects are owned.
+        let mut notes = Vec::new();
+        let prepared = match psql {
+            None => prepared,
+            Some(psql) => {
+                rep.phase("applying globals");
+                let tool = ToolInvocation {
+                    program: psql,
+                    conninfo: libpq_conninfo(&r, &current_db, self.limits.lock_timeout),
+                    password: pw.clone(),
+                };
+                let cancel = cancel.clone();
+                let (res, prepared, rep2) = tokio::task::spawn_blocking(move || {
+                    let res = logical::apply_globals(&prepared, &tool, &cancel);
+                    (res, prepared, rep)
+                })
+                .await
+                .map_err(|e| Error::internal(format!("globals task: {e}")))?;
+                rep = rep2;
+                match res {
+                    Ok(errors) => notes.extend(
+                        errors
+                            .into_iter()
+                            .map(|e| format!("globals: {e} (statement skipped)")),
+                    ),
+                    Err(e) => {
+                        rep.fail(&e);
+                        return Err(e);
+                    }
+                }
+                prepared
+            }
+        };
+
+        // 3. Create the new database if asked; drop it again if the restore fails.
+        let created = if !clean {
+            let stmt = format!(
+                "{} CREATE DATABASE {} TEMPLATE template0",
+                session::MARK,
+                quote_ident(&target_db)?
+            );
+            sqlx::query(&stmt)
+                .execute(&mut *pool.acquire().await?)
+                .await?;
+            true
+        } else {
+            false
+        };
+        let conninfo = libpq_conninfo(&r, &target_db, self.limits.lock_timeout);
+        let started = Instant::now();
+        let job = tokio::task::spawn_blocking(move || {
+            let tool = ToolInvocation {
+                program: pg_restore,
+                conninfo,
+                password: pw,
+            };
+            let mode = logical::RestoreMode {
+                clean,
+                no_owner: false,
+                jobs: opts.jobs,
+            };
+            let res = logical::restore(
+                &storage, &kek, &manifest, &prepared, &tool, mode, &mut rep, &cancel,
+            );
+            drop(prepared);
+            (res, rep)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("restore task: {e}")))?;
+        let (res, mut rep) = job;
+        match res {
+            Ok(bytes) => {
+                rep.finish(
+                    JobStatus::Succeeded,
+                    Some(format!("restored into {target_db}")),
+                );
+                Ok(RestoreReport {
+                    backup_id: backup_id.to_string(),
+                    database: target_db,
+                    bytes,
+                    duration_ms: started.elapsed().as_millis() as u64,
+                    notes,
+                })
+            }
+            Err(e) => {
+                if created && target_db != current_db {
+                    let stmt = format!(
+                        "{} DROP DATABASE IF EXISTS {}",
+                        session::MARK,
+                        quote_ident(&target_db)?
+                    );
+                    if let Ok(mut c) = pool.acquire().await {
+                        let _ = sqlx::query(&stmt).execute(&mut *c).await;
+                    }
+                }
+                rep.fail(&e);
+                Err(e)
+            }
+        }
+    }
+}
