@@ -38,12 +38,14 @@ mod maintain;
 mod monitoring;
 mod otlp;
 mod recovery;
+mod schedule;
 mod storage;
 mod tuning;
 mod upkeep;
 pub use maintain::{MaintenanceSettings, MaintenanceStatus};
 pub use otlp::{OtlpInfo, PushReport};
 pub use recovery::{AmcheckReport, RecoveryReport};
+pub use schedule::{DueRun, JobSchedule, RunDueReport, ScheduleReport};
 pub use storage::{CopyReport, StorageInfo};
 pub use upkeep::{KeyRotation, KitImport, PruneReport};
 
