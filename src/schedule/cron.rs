@@ -9,7 +9,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, TimeZone};
+use chrono::{DateTime, TimeZone, Timelike};
 use croner::parser::{CronParser, Seconds, Year};
 
 use crate::error::{Error, Result};
@@ -46,15 +46,25 @@ impl CronExpr {
         &self.text
     }
 
-    /// The first time strictly after `t` that matches.
+    /// The first time strictly after `t` that matches (a whole minute).
     pub fn next_after<Tz: TimeZone>(&self, t: &DateTime<Tz>) -> Option<DateTime<Tz>> {
-        self.cron.find_next_occurrence(t, false).ok()
+        self.cron.find_next_occurrence(&whole_second(t), false).ok()
     }
 
-    /// The last time at or before `t` that matches (`None` if none in the search horizon).
+    /// The last time at or before `t` that matches (a whole minute; `None` if none in the
+    /// search horizon).
     pub fn last_at_or_before<Tz: TimeZone>(&self, t: &DateTime<Tz>) -> Option<DateTime<Tz>> {
-        self.cron.find_previous_occurrence(t, true).ok()
+        self.cron
+            .find_previous_occurrence(&whole_second(t), true)
+            .ok()
     }
+}
+
+/// `t` without its fraction of a second: croner keeps the fraction of the time it starts from
+/// in what it finds, and a scheduled time must be the same however late in the second it is
+/// asked for.
+fn whole_second<Tz: TimeZone>(t: &DateTime<Tz>) -> DateTime<Tz> {
+    t.with_nanosecond(0).unwrap_or_else(|| t.clone())
 }
 
 impl FromStr for CronExpr {
@@ -181,6 +191,14 @@ mod tests {
             e.last_at_or_before(&at(2026, 3, 10, 1, 59)),
             Some(at(2026, 3, 9, 2, 0))
         );
+    }
+
+    #[test]
+    fn times_are_whole_minutes_whatever_the_fraction_of_a_second() {
+        let e = CronExpr::parse("* * * * *").unwrap();
+        let t = at(2026, 3, 10, 2, 0) + chrono::Duration::milliseconds(30_906);
+        assert_eq!(e.last_at_or_before(&t), Some(at(2026, 3, 10, 2, 0)));
+        assert_eq!(e.next_after(&t), Some(at(2026, 3, 10, 2, 1)));
     }
 
     #[test]

@@ -31,11 +31,28 @@ fn job<'a>(show: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no job {name} in {show}"))
 }
 
+/// The daily expression of the minute that was one minute ago (local time).
+fn a_minute_ago() -> String {
+    let t = Local::now() - Duration::minutes(1);
+    format!("{} {} * * *", t.minute(), t.hour())
+}
+
+/// Make the project's own schedules of `jobs` look as if they were set ten minutes ago.
+fn set_earlier(home: &Home, jobs: &[&str]) {
+    let file = home.path().join("projects/app/schedule.json");
+    let mut s: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    for job in jobs {
+        s["jobs"][job]["since"] = (Utc::now() - Duration::minutes(10))
+            .timestamp_millis()
+            .into();
+    }
+    std::fs::write(&file, serde_json::to_vec(&s).unwrap()).unwrap();
+}
+
 async fn a_due_backup_runs_once_and_is_recorded(major: u32) {
     let (_pg, home) = setup(major);
     // A daily full backup at the minute that was one minute ago (local time).
-    let t = Local::now() - Duration::minutes(1);
-    let cron = format!("{} {} * * *", t.minute(), t.hour());
+    let cron = a_minute_ago();
     let (ok, v) = cli_json(
         &home,
         &[
@@ -56,13 +73,18 @@ async fn a_due_backup_runs_once_and_is_recorded(major: u32) {
     assert_eq!(job(&v, "full")["cron"], cron.as_str());
     assert_eq!(job(&v, "verify")["cron"], serde_json::Value::Null);
     // As if it had been set ten minutes ago: the time one minute ago has come since.
-    let file = home.path().join("projects/app/schedule.json");
-    let mut s: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    s["jobs"]["full"]["since"] = (Utc::now() - Duration::minutes(10))
-        .timestamp_millis()
-        .into();
-    std::fs::write(&file, serde_json::to_vec(&s).unwrap()).unwrap();
+    set_earlier(&home, &["full"]);
     assert!(home.st.backup_list("app").unwrap().is_empty());
+
+    // While another run-due holds the project, this one leaves it alone.
+    let lock = std::fs::File::create(home.path().join("projects/app/schedule.lock")).unwrap();
+    fs2::FileExt::lock_exclusive(&lock).unwrap();
+    let (ok, v) = cli_json(&home, &["--json", "schedule", "run-due"], None);
+    assert!(ok, "{v}");
+    assert_eq!(v["busy"], serde_json::json!(["app"]), "{v}");
+    assert_eq!(v["runs"].as_array().unwrap().len(), 0);
+    assert!(home.st.backup_list("app").unwrap().is_empty());
+    drop(lock);
 
     let (ok, v) = cli_json(&home, &["--json", "schedule", "run-due"], None);
     assert!(ok, "{v}");
@@ -91,6 +113,38 @@ async fn a_due_backup_runs_once_and_is_recorded(major: u32) {
     let next = chrono::DateTime::parse_from_rfc3339(full["next_run"].as_str().unwrap()).unwrap();
     let hours = (next.with_timezone(&Utc) - Utc::now()).num_hours();
     assert!((22..=24).contains(&hours), "next run {next}");
+
+    // Verify and recovery test, due too, check the newest backup.
+    let cron = a_minute_ago();
+    let (ok, v) = cli_json(
+        &home,
+        &[
+            "--json",
+            "schedule",
+            "set",
+            "app",
+            "--verify",
+            &cron,
+            "--recovery-test",
+            &cron,
+        ],
+        None,
+    );
+    assert!(ok, "{v}");
+    set_earlier(&home, &["verify", "recovery_test"]);
+    let (ok, v) = cli_json(&home, &["--json", "schedule", "run-due", "app"], None);
+    assert!(ok, "{v}");
+    let runs = v["runs"].as_array().unwrap();
+    let jobs: Vec<&str> = runs.iter().map(|r| r["job"].as_str().unwrap()).collect();
+    assert_eq!(jobs, ["verify", "recovery_test"], "{v}");
+    for r in runs {
+        assert_eq!(r["outcome"], "succeeded", "{v}");
+        assert!(
+            r["message"].as_str().unwrap().contains(&backups[0].id),
+            "{v}"
+        );
+    }
+    assert_eq!(home.st.backup_list("app").unwrap().len(), 1);
 }
 on_each_version!(a_due_backup_runs_once_and_is_recorded);
 
