@@ -51,6 +51,8 @@ fn main() {
             "maintain_trends",
             "maintain_settings",
             "maintain_settings_set",
+            "schedule_show",
+            "schedule_set",
         ]),
     ))
     .expect("tauri build script");

@@ -41,9 +41,11 @@ use crate::monitor::{
     SeriesPoint, TopQueries, TopQuery,
 };
 use crate::project::{ProjectInput, ProjectSummary};
+use crate::schedule::{ScheduleChange, ScheduleRun, ScheduledJob};
 use crate::steward::{
-    AmcheckReport, ConnectionTest, CopyReport, KeyRotation, KitImport, MaintenanceSettings,
-    MaintenanceStatus, OtlpInfo, PruneReport, RecoveryReport, StorageInfo,
+    AmcheckReport, ConnectionTest, CopyReport, DueRun, JobSchedule, KeyRotation, KitImport,
+    MaintenanceSettings, MaintenanceStatus, OtlpInfo, PruneReport, RecoveryReport, RunDueReport,
+    ScheduleReport, StorageInfo,
 };
 use crate::tune::{
     AppliedSetting, ApplyReport, Confidence, DbSize, Group, HardwareProfile, MemoryBudget,
@@ -204,6 +206,13 @@ pub fn typescript() -> String {
         QueryCharts::decl(&cfg),
         CircuitState::decl(&cfg),
         PoolMetrics::decl(&cfg),
+        ScheduledJob::decl(&cfg),
+        ScheduleChange::decl(&cfg),
+        ScheduleRun::decl(&cfg),
+        JobSchedule::decl(&cfg),
+        ScheduleReport::decl(&cfg),
+        DueRun::decl(&cfg),
+        RunDueReport::decl(&cfg),
     ];
     let mut out = String::from("// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p pgsteward --lib bindings`. Do not edit.\n\n");
     for d in decls {

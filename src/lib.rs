@@ -15,6 +15,7 @@ pub mod monitor;
 pub mod pgbin;
 pub mod project;
 pub mod sandbox;
+pub mod schedule;
 pub mod secrets;
 pub mod steward;
 pub mod tune;

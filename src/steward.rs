@@ -35,6 +35,7 @@ mod maintain;
 mod monitoring;
 mod otlp;
 mod recovery;
+mod schedule;
 mod storage;
 mod tuning;
 mod upkeep;
@@ -42,6 +43,7 @@ pub use backups::{BackupOptions, RestoreOptions};
 pub use maintain::{MaintenanceSettings, MaintenanceStatus};
 pub use otlp::{OtlpInfo, PushReport};
 pub use recovery::{AmcheckReport, RecoveryReport};
+pub use schedule::{DueRun, JobSchedule, RunDueReport, ScheduleReport};
 pub use storage::{CopyReport, StorageInfo};
 pub use upkeep::{KeyRotation, KitImport, PruneReport};
 

@@ -6,10 +6,11 @@
 mod alerts;
 mod commands;
 mod jobs;
+mod scheduler;
 mod settings;
 mod state;
 
-use tauri::Manager;
+use tauri::{Manager, WindowEvent};
 
 fn main() {
     tracing_subscriber::fmt()
@@ -28,10 +29,34 @@ fn main() {
             let state = state::AppState::new(steward);
             state.set_on_sample(alerts::notifier(app.handle().clone()));
             state.resume_sandbox();
+            scheduler::spawn(app.handle().clone(), state.steward.clone());
+            // Without a tray (no status notifier on this desktop) closing the window quits.
+            if let Err(e) = scheduler::tray(app) {
+                tracing::warn!(error = %e, "no tray icon");
+            } else {
+                app.manage(scheduler::HasTray);
+            }
             app.manage(state);
             app.manage(commands::maintain::ShownPlans::default());
             app.manage(jobs::RunningJobs::default());
             Ok(())
+        })
+        .on_window_event(|window, event| {
+            // With a schedule on, closing the window hides it to the tray so jobs keep running.
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                let app = window.app_handle();
+                let keep = app.try_state::<scheduler::HasTray>().is_some()
+                    && app
+                        .try_state::<state::AppState>()
+                        .is_some_and(|s| s.steward.schedules_enabled());
+                if keep {
+                    api.prevent_close();
+                    let _ = window.hide();
+                    if let Some(s) = app.try_state::<state::AppState>() {
+                        let _ = s.set_hidden(true);
+                    }
+                }
+            }
         })
         .invoke_handler(tauri::generate_handler![
             commands::app::app_info,
@@ -82,6 +107,8 @@ fn main() {
             commands::maintain::maintain_settings,
             commands::maintain::maintain_settings_set,
             commands::jobs::job_cancel,
+            commands::schedule::schedule_show,
+            commands::schedule::schedule_set,
         ])
         .run(tauri::generate_context!())
         .expect("error while running pgsteward");

@@ -22,6 +22,8 @@
 //! - `maintenance_runs(id, run_id, mode, kind, ...)`: every maintenance action run, with dead
 //!   tuples and sizes before and after, duration, outcome and the reason of a failure (written
 //!   and read by `crate::maintain::history`).
+//! - `schedule_runs(id, job, due_at, ...)`: each scheduled backup, verify or recovery test run
+//!   and its outcome (the latest 500; `crate::schedule`).
 //!
 //! Roll-ups are incremental: compaction folds every complete minute of raw points newer than
 //! the minute watermark into `metrics_minute` and every complete hour of minutes into
@@ -308,6 +310,10 @@ const SCHEMA: &[&str] = &[
         bloat_bytes INTEGER NOT NULL, measured INTEGER NOT NULL, tables INTEGER NOT NULL,
         PRIMARY KEY (schema_name, table_name, ts))",
     "CREATE INDEX IF NOT EXISTS table_trends_by_time ON table_trends (ts)",
+    "CREATE TABLE IF NOT EXISTS schedule_runs (
+        id INTEGER PRIMARY KEY, job TEXT NOT NULL, due_at INTEGER NOT NULL,
+        started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL, outcome TEXT NOT NULL,
+        message TEXT NOT NULL)",
     "PRAGMA user_version = 1",
 ];
 

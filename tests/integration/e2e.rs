@@ -146,6 +146,57 @@ fn add_project_see_dashboard_back_up_and_restore() {
             .filter(|t| t.contains("recovery"))
     });
     assert!(check.contains("verified"), "{check}");
+
+    // Schedules: the default full backup at 02:00; a malformed expression is flagged before
+    // saving, an impossible one is refused by the core, a valid one is saved for the project.
+    s.wait("schedules", long);
+    let full_input = || {
+        let row = s
+            .find_all("schedule-row")
+            .into_iter()
+            .find(|r| s.attr(r, "data-job").as_deref() == Some("full"))
+            .expect("full backup row");
+        s.find_all_within(&row, "schedule-cron").remove(0)
+    };
+    let full_value = || {
+        s.script(
+            "return document.querySelector('[data-job=\"full\"] [data-testid=\"schedule-cron\"]').value",
+        )
+    };
+    s.until("the default full schedule", long, || {
+        (full_value() == "0 2 * * *").then_some(())
+    });
+    let set_full = |text: &str| {
+        let input = full_input();
+        s.clear(&input);
+        s.type_text(&input, text);
+    };
+    set_full("0 2 * *");
+    let problem = s.text(&s.wait("schedule-problem", long));
+    assert!(problem.contains("5 fields"), "{problem}");
+    assert_eq!(
+        s.script("return document.querySelector('[data-testid=\"schedule-save\"]').disabled"),
+        true
+    );
+    set_full("0 25 * * *");
+    s.click(&s.wait("schedule-save", long));
+    let refused = s.text(&s.wait("schedule-error", long));
+    assert!(refused.contains("0 25 * * *"), "{refused}");
+    let file = app
+        ._profile
+        .path()
+        .join("pgsteward/projects/e2e/schedule.json");
+    assert!(!file.exists());
+    set_full("15 1 * * *");
+    s.click(&s.wait("schedule-save", long));
+    s.until("the schedule saved", long, || {
+        std::fs::read_to_string(&file)
+            .ok()
+            .filter(|t| t.contains("15 1 * * *"))
+    });
+    s.until("the error to go", long, || {
+        s.find_all("schedule-error").is_empty().then_some(())
+    });
 }
 
 /// Names and queries with markup show as text; a three-session chain (A holds a row, B waits

@@ -23,6 +23,7 @@ mod monitor_cli;
 mod otlp;
 mod pool;
 mod s3;
+mod schedules;
 mod secrets;
 mod sslmodes;
 mod tune;

@@ -8,6 +8,7 @@ use tauri::{AppHandle, Emitter, State};
 
 use super::CmdResult;
 use crate::jobs::{CancellableJob, RunningJobs};
+use crate::scheduler::job_ended;
 use crate::state::AppState;
 
 fn events(app: &AppHandle) -> ProgressSink {
@@ -30,10 +31,12 @@ pub async fn backup_create(
     name: String,
 ) -> CmdResult<BackupSummary> {
     let job = jobs.start(&name, CancellableJob::Backup)?;
-    state
+    let r = state
         .steward
         .backup_create(&name, events(&app), job.token.clone())
-        .await
+        .await;
+    job_ended(&app, &name, "backup", &r);
+    r
 }
 
 #[tauri::command]
@@ -46,10 +49,12 @@ pub async fn backup_restore(
     target: RestoreTarget,
 ) -> CmdResult<RestoreReport> {
     let job = jobs.start(&name, CancellableJob::Restore)?;
-    state
+    let r = state
         .steward
         .backup_restore(&name, &backup_id, &target, events(&app), job.token.clone())
-        .await
+        .await;
+    job_ended(&app, &name, "restore", &r);
+    r
 }
 
 /// Verify one backup (sampled reads 10 % of its segments).
@@ -61,10 +66,12 @@ pub async fn backup_verify(
     backup_id: String,
     tier: VerifyTier,
 ) -> CmdResult<Vec<VerifyReport>> {
-    state
+    let r = state
         .steward
         .backup_verify(&name, Some(&backup_id), tier, 0.1, events(&app))
-        .await
+        .await;
+    job_ended(&app, &name, "verify", &r);
+    r
 }
 
 /// Restore a backup into a throwaway server, compare its tables, run amcheck, time it.
@@ -75,10 +82,12 @@ pub async fn backup_test_recovery(
     name: String,
     backup_id: String,
 ) -> CmdResult<pgsteward::steward::RecoveryReport> {
-    state
+    let r = state
         .steward
         .backup_test_recovery(&name, Some(&backup_id), events(&app))
-        .await
+        .await;
+    job_ended(&app, &name, "recovery test", &r);
+    r
 }
 
 /// The project's backup key sealed under `passphrase` (Argon2id + AES-GCM), as the kit file's

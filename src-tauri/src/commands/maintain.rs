@@ -106,10 +106,12 @@ pub async fn maintain_run(
     } else {
         RunMode::Approve
     };
-    state
+    let r = state
         .steward
         .maintain_run_actions(&name, &cfg, mode, actions, job.token.clone(), events(&app))
-        .await
+        .await;
+    crate::scheduler::job_ended(&app, &name, "maintenance run", &r);
+    r
 }
 
 #[tauri::command]

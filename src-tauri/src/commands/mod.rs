@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod maintain;
 pub mod monitor;
 pub mod project;
+pub mod schedule;
 pub mod tune;
 
 pub type CmdResult<T> = Result<T, pgsteward::Error>;

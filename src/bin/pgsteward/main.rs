@@ -7,6 +7,7 @@ mod history;
 mod maintain;
 mod output;
 mod report;
+mod schedule;
 mod storage;
 mod tune;
 mod upkeep;
@@ -148,6 +149,9 @@ enum Cmd {
     /// Statistics-driven VACUUM, ANALYZE, REINDEX and CLUSTER: plan, run, status, history.
     #[command(subcommand)]
     Maintain(maintain::MaintainCmd),
+    /// Backup schedules: show, set, and run what is due (for system cron or a systemd timer).
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCmd),
     /// Index health: unused, duplicate, redundant and invalid indexes; missing-index candidates.
     Indexes { name: String },
     /// The local sandbox PostgreSQL.
@@ -690,6 +694,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             once,
         } => watch::top(&st, &name, interval, once).await?,
         Cmd::Maintain(m) => maintain::run(&st, json, m).await?,
+        Cmd::Schedule(s) => schedule::run(&st, json, s).await?,
         Cmd::Indexes { name } => maintain::indexes(&st, json, &name).await?,
         Cmd::Sandbox(s) => match s {
             SandboxCmd::Start => {

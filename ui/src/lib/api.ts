@@ -34,6 +34,8 @@ import type {
   RecoveryReport,
   RestoreReport,
   RestoreTarget,
+  ScheduleChange,
+  ScheduleReport,
   SettingChange,
   SignalKind,
   SignalOutcome,
@@ -368,4 +370,23 @@ export async function onMaintenanceProgress(
   } catch (err) {
     throw toAppError(err);
   }
+}
+
+/** A project's backup schedules (full, verify, recovery test), next and last runs. */
+export function scheduleShow(name: string): Promise<ScheduleReport> {
+  return call<ScheduleReport>("schedule_show", { name });
+}
+
+/** Set jobs' cron expressions (null: off); nothing is saved unless every one is valid. */
+export function scheduleSet(name: string, changes: ScheduleChange[]): Promise<ScheduleReport> {
+  return call<ScheduleReport>("schedule_set", { name, changes });
+}
+
+/** Name of the event the shell emits after each scheduled run. */
+export const SCHEDULE_EVENT = "schedule-run";
+
+/** Call `handler` after each scheduled run; resolves to the function that stops listening. */
+export async function onScheduleRun(handler: () => void): Promise<() => void> {
+  if (!hasShell()) return () => {};
+  return await listen(SCHEDULE_EVENT, () => handler());
 }

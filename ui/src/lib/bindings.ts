@@ -1080,3 +1080,46 @@ export type PoolMetrics = { size: number, max_overflow: number, in_use: number, 
  * Total time callers spent waiting for a connection, in milliseconds.
  */
 wait_ms_total: number, wait_ms_max: number, circuit: CircuitState, circuit_opened_times: number, };
+export type ScheduledJob = "full" | "verify" | "recovery_test";
+export type ScheduleChange = { job: ScheduledJob, cron: string | null, };
+export type ScheduleRun = { job: ScheduledJob, 
+/**
+ * The scheduled time it ran for (local time, RFC 3339).
+ */
+due_at: string, started_at: string, duration_ms: number, 
+/**
+ * `succeeded`, `failed` or `skipped`.
+ */
+outcome: string, message: string, };
+export type JobSchedule = { job: ScheduledJob, 
+/**
+ * `None`: off.
+ */
+cron: string | null, 
+/**
+ * `default` (from the environment) or `project` (set for this project).
+ */
+source: string, 
+/**
+ * Next run in local time (RFC 3339), when on.
+ */
+next_run: string | null, last_run: ScheduleRun | null, };
+export type ScheduleReport = { project: string, 
+/**
+ * The zone the expressions are read in: this computer's local time, e.g. `UTC+01:00`.
+ */
+time_zone: string, jobs: Array<JobSchedule>, };
+export type DueRun = { project: string, job: ScheduledJob, due_at: string, 
+/**
+ * `succeeded`, `failed` or `skipped`.
+ */
+outcome: string, message: string, duration_ms: number, };
+export type RunDueReport = { runs: Array<DueRun>, 
+/**
+ * Projects another `run-due` was working on (left to it).
+ */
+busy: Array<string>, 
+/**
+ * Projects whose schedules could not be read, with the reason.
+ */
+problems: Array<string>, };
