@@ -970,6 +970,27 @@ impl HistoryStore {
     }
 
     /// Number of samples stored.
+    /// The newest raw points of `metric`: their time and (label, value) pairs.
+    pub async fn latest_points(&self, metric: &str) -> Result<Option<(i64, Vec<(String, f64)>)>> {
+        let rows = sqlx::query(
+            "SELECT ts, label, value FROM metrics
+              WHERE metric = ?1 AND ts = (SELECT max(ts) FROM metrics WHERE metric = ?1)",
+        )
+        .bind(metric)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_err("reading the latest points", e))?;
+        let Some(ts) = rows.first().map(|r| r.get::<i64, _>(0)) else {
+            return Ok(None);
+        };
+        Ok(Some((
+            ts,
+            rows.iter()
+                .map(|r| (r.get::<String, _>(1), r.get::<f64, _>(2)))
+                .collect(),
+        )))
+    }
+
     pub async fn sample_count(&self) -> Result<i64> {
         sqlx::query_scalar("SELECT count(*) FROM samples")
             .fetch_one(&self.pool)

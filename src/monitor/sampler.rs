@@ -138,6 +138,10 @@ fn server_identity(started: &str) -> f64 {
     (h >> 12) as f64
 }
 
+/// How often database sizes are read (`pg_database_size` stats every file; on a database
+/// with thousands of tables it dominates a sample's server time).
+pub const SIZES_EVERY_MS: i64 = 5 * 60 * 1000;
+
 /// Take one sample of `pool`'s server into `store`.
 pub async fn sample(
     project: &str,
@@ -145,7 +149,44 @@ pub async fn sample(
     store: &HistoryStore,
     opts: &HistoryOptions,
 ) -> Result<SampleReport> {
-    let collection = collect::collect(pool, &opts.collect).await?;
+    // Database sizes stat every file of every database: read them at most every
+    // SIZES_EVERY_MS and repeat the last reading in between.
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let recent_sizes = store
+        .latest_points("database_size_bytes")
+        .await?
+        .filter(|(ts, _)| (0..SIZES_EVERY_MS).contains(&(now_ms - ts)));
+    let mut copts = opts.collect.clone();
+    if recent_sizes.is_some() {
+        let all: Vec<CollectorId> = if copts.only.is_empty() {
+            CollectorId::ALL.to_vec()
+        } else {
+            copts.only.clone()
+        };
+        copts.only = all
+            .into_iter()
+            .filter(|c| *c != CollectorId::Sizes)
+            .collect();
+    }
+    let mut collection = collect::collect(pool, &copts).await?;
+    if let Some((_, sizes)) = recent_sizes {
+        if opts.collect.only.is_empty() || opts.collect.only.contains(&CollectorId::Sizes) {
+            collection.outputs.push((
+                CollectorId::Sizes,
+                Collected {
+                    gauges: sizes
+                        .into_iter()
+                        .map(|(label, value)| collect::Reading {
+                            name: "database_size_bytes",
+                            label,
+                            value,
+                        })
+                        .collect(),
+                    ..Default::default()
+                },
+            ));
+        }
+    }
     let mut prev = store.counters().await?;
     let mut prev_statements = store.statement_counters().await?;
     // Readings from before a restart of the server, or from another server (the project now

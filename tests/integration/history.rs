@@ -744,3 +744,46 @@ async fn history_commands_speak_json(major: u32) {
     assert_eq!(v["error"]["code"], "invalid_input");
 }
 on_each_version!(history_commands_speak_json);
+
+/// Database sizes (which stat every file) are read once every few minutes, and the samples in
+/// between repeat the last reading, so charts and exporters always have a value.
+async fn database_sizes_are_read_every_few_minutes_not_every_sample(major: u32) {
+    let pg = Pg::start(major);
+    pg.sql("postgres", "CREATE EXTENSION pg_stat_statements");
+    let home = Home::new();
+    home.add_uri("p", &pg.uri("postgres"));
+    let size_reads = || -> i64 {
+        pg.sql(
+            "postgres",
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE '%pg_database_size(oid)%'",
+        )
+        .trim()
+        .parse()
+        .unwrap()
+    };
+    let first = home.st.sample_now("p").await.unwrap();
+    let size = first.metric("database_size_bytes", "postgres").unwrap();
+    assert!(size > 0.0);
+    assert_eq!(size_reads(), 1);
+    for _ in 0..3 {
+        let s = home.st.sample_now("p").await.unwrap();
+        assert_eq!(s.metric("database_size_bytes", "postgres"), Some(size));
+    }
+    assert_eq!(size_reads(), 1, "sizes were read again within minutes");
+
+    // Without a reading from the last few minutes (here: none stored), sizes are read again.
+    {
+        use sqlx::Connection;
+        let file = home.path().join("projects/p/history.sqlite");
+        let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM metrics WHERE metric = 'database_size_bytes'")
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    home.st.sample_now("p").await.unwrap();
+    assert_eq!(size_reads(), 2);
+}
+on_each_version!(database_sizes_are_read_every_few_minutes_not_every_sample);
