@@ -708,7 +708,9 @@ async fn history_commands_speak_json(major: u32) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    while store.sample_count().await.unwrap() < before + 3 {
+    // Four stored: at least three printed (a Ctrl-C may land between storing a sample and
+    // printing its report).
+    while store.sample_count().await.unwrap() < before + 4 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     nix::sys::signal::kill(
