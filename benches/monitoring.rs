@@ -4,7 +4,7 @@
 //! 1. A database with 1,000 tables (plus pgbench's) and 100 client connections: server time
 //!    per history sample, from pg_stat_statements of the pg_monitor role that samples
 //!    (target: at most 5 ms).
-//! 2. pgbench TPS with the sampler at 1 s against without it, alternating rounds (target: at
+//! 2. pgbench TPS with the sampler at 1 s against without it, rounds in ABBA order (target: at
 //!    most 1 % loss).
 //! 3. The desktop app (its process and web content processes) on that project's dashboard:
 //!    CPU share of one core and resident memory, visible and then hidden (targets: at most 1 %
@@ -150,42 +150,43 @@ async fn run() {
     let secs = env_num("PGSTEWARD_BENCH_SECONDS", 20);
     let mut without = Vec::new();
     let mut with = Vec::new();
-    for _ in 0..rounds {
-        let bench = server.pgbench();
-        let b = bench.clone();
-        without.push(
-            tokio::task::spawn_blocking(move || b.tps("bench", 8, secs))
-                .await
-                .unwrap(),
-        );
-        let stop = Arc::new(AtomicBool::new(false));
-        let sampler = tokio::spawn({
-            let (st, stop) = (st.clone(), stop.clone());
-            async move {
-                let mut samples = 0u32;
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
-                while !stop.load(Ordering::SeqCst) {
-                    tick.tick().await;
-                    if st.sample_now("bench").await.is_ok() {
-                        samples += 1;
+    // ABBA order (without, with, with, without, ...) so a drift over time (caches, bloat)
+    // weighs on both sides alike.
+    for round in 0..rounds {
+        for step in 0..2 {
+            let sampled = (round % 2 == 0) == (step == 1);
+            let bench = server.pgbench();
+            let stop = Arc::new(AtomicBool::new(false));
+            let sampler = sampled.then(|| {
+                let (st, stop) = (st.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut samples = 0u32;
+                    let mut tick = tokio::time::interval(Duration::from_secs(1));
+                    while !stop.load(Ordering::SeqCst) {
+                        tick.tick().await;
+                        if st.sample_now("bench").await.is_ok() {
+                            samples += 1;
+                        }
                     }
-                }
-                samples
-            }
-        });
-        let b = bench.clone();
-        with.push(
-            tokio::task::spawn_blocking(move || b.tps("bench", 8, secs))
+                    samples
+                })
+            });
+            let tps = tokio::task::spawn_blocking(move || bench.tps("bench", 8, secs))
                 .await
-                .unwrap(),
-        );
-        stop.store(true, Ordering::SeqCst);
-        let samples = sampler.await.unwrap();
-        eprintln!("  (round: {samples} samples during {secs} s)");
+                .unwrap();
+            stop.store(true, Ordering::SeqCst);
+            if let Some(sampler) = sampler {
+                let samples = sampler.await.unwrap();
+                eprintln!("  (round {round}: {samples} samples during {secs} s)");
+                with.push(tps);
+            } else {
+                without.push(tps);
+            }
+        }
     }
     let (a, b) = (median(without.clone()), median(with.clone()));
     if rounds > 0 {
-        println!("\n2. pgbench, 8 clients, {rounds} alternating rounds of {secs} s");
+        println!("\n2. pgbench, 8 clients, {rounds} rounds of {secs} s each way, in ABBA order");
         println!(
             "   without the sampler: {:?} tps, median {a:.0}",
             rounded(&without)
@@ -271,7 +272,7 @@ async fn run() {
     }
     let (server_ms, _) = monitor_server_time(&server, "scale");
     println!(
-        "\n3. 20,000 tables, {} locks held, a three-session blocking chain",
+        "\n4. 20,000 tables, {} locks held, a three-session blocking chain",
         locks.trim()
     );
     println!(
@@ -306,7 +307,7 @@ fn spread(v: &[f64]) -> f64 {
 /// Section 3: launch the app on `home` (one project, so it opens that project's dashboard),
 /// measure it visible for a minute, unmap its windows, measure again.
 fn app_usage(home: &std::path::Path) {
-    println!("\n3. The desktop app on the dashboard (1 s foreground sampling as configured)");
+    println!("\n3. The desktop app on the dashboard (live view refreshing every 3 s, history sampler every 10 s)");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let binary = std::env::var("PGSTEWARD_BENCH_APP")
         .map(std::path::PathBuf::from)
@@ -338,7 +339,7 @@ fn app_usage(home: &std::path::Path) {
         .expect("the app starts");
     let pid = child.id();
     common::pause(20); // start, open the dashboard, first samples
-    let (cpu_visible, rss_visible) = common::tree_usage(pid, 60);
+    let (cpu_visible, rss_visible, per_visible) = common::tree_usage(pid, 60);
     let windows = std::process::Command::new("xdotool")
         .args(["search", "--pid", &pid.to_string()])
         .output();
@@ -361,9 +362,12 @@ fn app_usage(home: &std::path::Path) {
         }
     );
     println!("   visible: {cpu_visible:.2} % of one core, {rss_visible:.0} MiB resident (app + web processes)");
+    for (n, c) in per_visible.iter().filter(|(_, c)| *c >= 0.05) {
+        println!("            {c:.2} % {n}");
+    }
     if hidden {
         common::pause(5);
-        let (cpu_hidden, rss_hidden) = common::tree_usage(pid, 60);
+        let (cpu_hidden, rss_hidden, _) = common::tree_usage(pid, 60);
         println!("   hidden:  {cpu_hidden:.2} % of one core, {rss_hidden:.0} MiB resident");
     } else {
         println!("   hidden:  not measured (xdotool could not unmap the window)");

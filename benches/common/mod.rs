@@ -45,7 +45,6 @@ impl Server {
                 "max_locks_per_transaction = 1024".into(),
                 "shared_buffers = 256MB".into(),
                 "synchronous_commit = off".into(),
-                "autovacuum = off".into(),
             ],
             hba: vec![],
         };
@@ -199,12 +198,12 @@ impl Pgbench {
         );
     }
 
-    /// Run the default pgbench script for `secs` seconds; transactions per second.
+    /// Run the default pgbench script for `secs` seconds (after pgbench's own vacuum of its
+    /// small tables, so rounds start alike); transactions per second.
     pub fn tps(&self, db: &str, clients: u32, secs: u64) -> f64 {
         let out = self
             .command()
             .args([
-                "-n",
                 "-c",
                 &clients.to_string(),
                 "-j",
@@ -282,13 +281,31 @@ pub fn own_cpu_seconds(pid: u32) -> f64 {
     (n(11) + n(12)) / 100.0
 }
 
-/// CPU share of one core (percent) and resident memory (MiB) of a process tree over `secs`.
-pub fn tree_usage(root: u32, secs: u64) -> (f64, f64) {
-    let sum_cpu = || -> f64 { process_tree(root).into_iter().map(own_cpu_seconds).sum() };
-    let before = sum_cpu();
+/// CPU share of one core (percent) and resident memory (MiB) of a process tree over `secs`,
+/// and the share of each process (by name) in it.
+pub fn tree_usage(root: u32, secs: u64) -> (f64, f64, Vec<(String, f64)>) {
+    let name = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let before: Vec<(u32, f64)> = process_tree(root)
+        .into_iter()
+        .map(|p| (p, own_cpu_seconds(p)))
+        .collect();
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
-    let cpu = sum_cpu() - before;
+    let wall = t0.elapsed().as_secs_f64();
+    let mut per: Vec<(String, f64)> = Vec::new();
+    for p in process_tree(root) {
+        let was = before
+            .iter()
+            .find(|(q, _)| *q == p)
+            .map_or(0.0, |(_, c)| *c);
+        per.push((name(p), 100.0 * (own_cpu_seconds(p) - was) / wall));
+    }
+    per.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let cpu = per.iter().map(|(_, c)| c).sum();
     let rss: f64 = process_tree(root).into_iter().map(rss_mib).sum();
-    (100.0 * cpu / t0.elapsed().as_secs_f64(), rss)
+    (cpu, rss, per)
 }
