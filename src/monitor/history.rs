@@ -680,6 +680,17 @@ impl HistoryStore {
             .map_err(|e| db_err("reading watermarks", e))
     }
 
+    /// When database sizes were last read from the server (they are repeated in between).
+    pub async fn sizes_read_at(&self) -> Result<Option<i64>> {
+        self.meta("sizes_read_at").await
+    }
+
+    pub async fn set_sizes_read_at(&self, ts: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(|e| db_err("begin", e))?;
+        set_meta(&mut tx, "sizes_read_at", ts).await?;
+        tx.commit().await.map_err(|e| db_err("commit", e))
+    }
+
     /// Minute watermark: every complete minute before it is in `metrics_minute`.
     pub async fn minute_watermark(&self) -> Result<i64> {
         Ok(self.meta("minute_wm").await?.unwrap_or(i64::MIN))

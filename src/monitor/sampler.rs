@@ -152,10 +152,15 @@ pub async fn sample(
     // Database sizes stat every file of every database: read them at most every
     // SIZES_EVERY_MS and repeat the last reading in between.
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let recent_sizes = store
-        .latest_points("database_size_bytes")
+    let read_recently = store
+        .sizes_read_at()
         .await?
-        .filter(|(ts, _)| (0..SIZES_EVERY_MS).contains(&(now_ms - ts)));
+        .is_some_and(|t| (0..SIZES_EVERY_MS).contains(&(now_ms - t)));
+    let recent_sizes = if read_recently {
+        store.latest_points("database_size_bytes").await?
+    } else {
+        None
+    };
     let mut copts = opts.collect.clone();
     if recent_sizes.is_some() {
         let all: Vec<CollectorId> = if copts.only.is_empty() {
@@ -169,6 +174,13 @@ pub async fn sample(
             .collect();
     }
     let mut collection = collect::collect(pool, &copts).await?;
+    let sizes_read = collection
+        .outputs
+        .iter()
+        .any(|(id, _)| *id == CollectorId::Sizes);
+    if sizes_read {
+        store.set_sizes_read_at(now_ms).await?;
+    }
     if let Some((_, sizes)) = recent_sizes {
         if opts.collect.only.is_empty() || opts.collect.only.contains(&CollectorId::Sizes) {
             collection.outputs.push((

@@ -773,19 +773,28 @@ async fn database_sizes_are_read_every_few_minutes_not_every_sample(major: u32) 
     }
     assert_eq!(size_reads(), 1, "sizes were read again within minutes");
 
-    // Without a reading from the last few minutes (here: none stored), sizes are read again.
+    // Once the last real reading is older than the interval, sizes are read again (the
+    // repeated readings in between do not count as reads).
     {
         use sqlx::Connection;
         let file = home.path().join("projects/p/history.sqlite");
         let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
             .await
             .unwrap();
-        sqlx::query("DELETE FROM metrics WHERE metric = 'database_size_bytes'")
+        let old = chrono::Utc::now().timestamp_millis()
+            - pgsteward::monitor::sampler::SIZES_EVERY_MS
+            - 1000;
+        let moved = sqlx::query("UPDATE meta SET value = ? WHERE key = 'sizes_read_at'")
+            .bind(old)
             .execute(&mut db)
             .await
-            .unwrap();
+            .unwrap()
+            .rows_affected();
+        assert_eq!(moved, 1);
     }
     home.st.sample_now("p").await.unwrap();
     assert_eq!(size_reads(), 2);
+    home.st.sample_now("p").await.unwrap();
+    assert_eq!(size_reads(), 2, "and then not again within minutes");
 }
 on_each_version!(database_sizes_are_read_every_few_minutes_not_every_sample);
