@@ -404,10 +404,15 @@ pub fn parallel<I: Sync, T: Send>(
                         break;
                     }
                     match work(&items[i], &stop) {
-                        Ok(t) => done.lock().unwrap().push((i, t)),
+                        Ok(t) => done
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push((i, t)),
                         Err(e) => {
                             stop.store(true, Ordering::Relaxed);
-                            let mut f = failed.lock().unwrap();
+                            let mut f = failed
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
                             if f.as_ref()
                                 .is_none_or(|old| old.code == ErrorCode::Cancelled)
                             {
@@ -428,13 +433,18 @@ pub fn parallel<I: Sync, T: Send>(
         }
     });
     rep.bytes(progress.load(Ordering::Relaxed));
-    if let Some(e) = failed.into_inner().unwrap() {
+    if let Some(e) = failed
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
         return Err(e);
     }
     if cancel.is_cancelled() {
         return Err(Error::new(ErrorCode::Cancelled, "The job was cancelled."));
     }
-    let mut done = done.into_inner().unwrap();
+    let mut done = done
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     done.sort_by_key(|(i, _)| *i);
     Ok(done.into_iter().map(|(_, t)| t).collect())
 }

@@ -248,7 +248,10 @@ impl Steward {
     }
 
     fn otlp_begin(&self, name: &str) -> bool {
-        let mut states = self.otlp.lock().unwrap();
+        let mut states = self
+            .otlp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let s = states.entry(name.to_string()).or_default();
         if s.in_flight {
             s.skipped += 1;
@@ -307,7 +310,9 @@ fn note_outcome(
     log: bool,
     outcome: std::result::Result<(), &Error>,
 ) {
-    let mut states = states.lock().unwrap();
+    let mut states = states
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let s = states.entry(name.to_string()).or_default();
     if sent {
         s.in_flight = false;
