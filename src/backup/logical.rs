@@ -199,7 +199,7 @@ fn create_inner(
         &manifest.wrap_aad(),
     ));
 
-    let scratch = directory::scratch(&plan.scratch_parent)?;
+    let scratch = super::scratch::scratch(&plan.scratch_parent)?;
     let sealer = Sealer {
         storage: plan.storage,
         repository: &plan.repository,

@@ -15,6 +15,7 @@ pub mod repo;
 pub mod restore;
 pub mod retention;
 pub mod s3;
+pub mod scratch;
 pub mod storage;
 pub mod verify;
 

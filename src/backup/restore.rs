@@ -35,7 +35,7 @@ pub struct RestoreMode {
 /// A backup whose every object was authenticated, ready to restore. Its scratch folder (the
 /// fetched dump of a directory-format backup, the globals) is removed on drop.
 pub struct Prepared {
-    scratch: directory::Scratch,
+    scratch: super::scratch::Scratch,
     folder: bool,
     globals: bool,
 }
@@ -65,7 +65,7 @@ pub fn prepare(
     cancel: &CancelToken,
 ) -> Result<Prepared> {
     let dek = unwrap_dek(manifest, kek)?;
-    let scratch = directory::scratch(scratch_parent)?;
+    let scratch = super::scratch::scratch(scratch_parent)?;
     let globals_obj = manifest.objects.iter().find(|o| directory::is_globals(o));
     let prepared = Prepared {
         scratch,
