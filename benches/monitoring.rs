@@ -307,7 +307,7 @@ fn spread(v: &[f64]) -> f64 {
 /// Section 3: launch the app on `home` (one project, so it opens that project's dashboard),
 /// measure it visible for a minute, unmap its windows, measure again.
 fn app_usage(home: &std::path::Path) {
-    println!("\n3. The desktop app on the dashboard (live view refreshing every 3 s, history sampler every 10 s)");
+    println!("\n3. The desktop app on the dashboard (live view refreshing every 5 s, history sampler every 10 s)");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let binary = std::env::var("PGSTEWARD_BENCH_APP")
         .map(std::path::PathBuf::from)

@@ -157,6 +157,9 @@ impl TimeChart {
         chart
             .configure_mesh()
             .light_line_style(RGBColor(235, 238, 242))
+            // One light line between labelled ones: plotters' default of ten per gap makes
+            // about a hundred elements per chart, which the webview re-parses on every refresh.
+            .max_light_lines(1)
             .x_labels(5)
             .y_labels(5)
             .x_label_formatter(&|t: &DateTime<Utc>| {
@@ -205,7 +208,7 @@ impl TimeChart {
             let line = PALETTE[0];
             chart
                 .draw_series(
-                    AreaSeries::new(self.lines[0].points.iter().copied(), y0, line.mix(0.12))
+                    AreaSeries::new(thin(&self.lines[0].points), y0, line.mix(0.12))
                         .border_style(line.stroke_width(2)),
                 )
                 .ok()?;
@@ -214,10 +217,7 @@ impl TimeChart {
         for (i, l) in self.lines.iter().enumerate() {
             let colour = PALETTE[i % PALETTE.len()];
             let s = chart
-                .draw_series(LineSeries::new(
-                    l.points.iter().copied(),
-                    colour.stroke_width(2),
-                ))
+                .draw_series(LineSeries::new(thin(&l.points), colour.stroke_width(2)))
                 .ok()?;
             if legend {
                 s.label(l.label.clone()).legend(move |(x, y)| {
@@ -254,6 +254,47 @@ fn dashed(x0: DateTime<Utc>, x1: DateTime<Utc>, y: f64) -> Vec<Vec<(DateTime<Utc
     out
 }
 
+/// Buckets a line is thinned to: about one per two pixels of the plot's width.
+const THIN_BUCKETS: usize = 250;
+
+/// A line with at most two points per bucket of time (its lowest and highest, in time order),
+/// so a spike survives and the SVG stays the same size however many points the line has.
+/// Points must be in time order.
+fn thin(points: &[(DateTime<Utc>, f64)]) -> Vec<(DateTime<Utc>, f64)> {
+    if points.len() <= 2 * THIN_BUCKETS {
+        return points.to_vec();
+    }
+    let t0 = points[0].0.timestamp_millis();
+    let span = (points[points.len() - 1].0.timestamp_millis() - t0).max(1) as f64;
+    let bucket_of = |t: DateTime<Utc>| {
+        (((t.timestamp_millis() - t0) as f64 / span * THIN_BUCKETS as f64) as usize)
+            .min(THIN_BUCKETS - 1)
+    };
+    let mut out = Vec::with_capacity(2 * THIN_BUCKETS + 2);
+    let mut i = 0;
+    while i < points.len() {
+        let b = bucket_of(points[i].0);
+        let (mut lo, mut hi) = (i, i);
+        let mut j = i + 1;
+        while j < points.len() && bucket_of(points[j].0) == b {
+            if points[j].1 < points[lo].1 {
+                lo = j;
+            }
+            if points[j].1 > points[hi].1 {
+                hi = j;
+            }
+            j += 1;
+        }
+        let (a, z) = (lo.min(hi), lo.max(hi));
+        out.push(points[a]);
+        if z != a {
+            out.push(points[z]);
+        }
+        i = j;
+    }
+    out
+}
+
 /// Milliseconds since the epoch as a time for a chart.
 pub fn utc_ms(ms: i64) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(ms).single()
@@ -271,6 +312,36 @@ mod tests {
         assert_eq!(time_label_format(24 * H), "%H:%M");
         assert_eq!(time_label_format(7 * 24 * H), "%b %d %H:%M");
         assert_eq!(time_label_format(30 * 24 * H), "%b %d");
+    }
+
+    #[test]
+    fn long_lines_are_thinned_but_keep_their_spikes() {
+        let t0 = 1_700_000_000_000;
+        let points: Vec<_> = (0..10_000)
+            .map(|i| {
+                (
+                    utc_ms(t0 + i * 1000).unwrap(),
+                    if i == 4321 { 99.0 } else { 1.0 },
+                )
+            })
+            .collect();
+        let thinned = thin(&points);
+        assert!(
+            thinned.len() <= 2 * THIN_BUCKETS,
+            "{} points",
+            thinned.len()
+        );
+        assert!(thinned.iter().any(|p| p.1 == 99.0), "the spike was dropped");
+        assert!(
+            thinned.windows(2).all(|w| w[0].0 < w[1].0),
+            "out of time order"
+        );
+        assert_eq!(thinned[0], points[0]);
+        let short = &points[..100];
+        assert_eq!(thin(short), short.to_vec());
+        // The chart of 10,000 points is no bigger than that of 500.
+        let svg = |p: &[(DateTime<Utc>, f64)]| line_chart_svg("t", "u", p, None).len();
+        assert!(svg(&points) < svg(&points[..500]) + 2_000);
     }
 
     #[test]

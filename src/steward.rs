@@ -59,7 +59,7 @@ pub struct ConnectionTest {
 }
 
 /// Seconds between dashboard samples while the page is visible.
-pub const DASHBOARD_INTERVAL_SECONDS: u32 = 3;
+pub const DASHBOARD_INTERVAL_SECONDS: u32 = 5;
 
 /// A pool with the settings and password it was built from, to notice when they change.
 type CachedPool = (ConnSpec, Option<Zeroizing<String>>, Pool);

@@ -12,7 +12,22 @@ mod state;
 
 use tauri::{Manager, WindowEvent};
 
+/// WebKitGTK composites pages through OpenGL. Where there is no GPU (a VM, a remote desktop, a
+/// virtual display) that OpenGL runs on the CPU: on the live dashboard it was two thirds of the
+/// web process's CPU. pgsteward's pages change a few numbers and images every few seconds, which
+/// the non-composited path paints cheaply, so it is the default. Setting
+/// `WEBKIT_DISABLE_COMPOSITING_MODE` yourself (to `0` as well) leaves WebKit's choice alone.
+#[cfg(target_os = "linux")]
+fn prefer_cpu_painting() {
+    if std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none() {
+        // Called first thing in main, before any other thread exists.
+        std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1");
+    }
+}
+
 fn main() {
+    #[cfg(target_os = "linux")]
+    prefer_cpu_painting();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PGSTEWARD_LOG")

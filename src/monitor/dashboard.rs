@@ -153,8 +153,8 @@ pub struct SampleRing {
     points: VecDeque<RatePoint>,
 }
 
-/// Points kept: one hour at the default 3-second interval.
-const MAX_POINTS: usize = 1200;
+/// Points kept: one hour at the default 5-second interval.
+const MAX_POINTS: usize = 720;
 
 impl SampleRing {
     /// Add a sample; returns the rates against the previous one, if any.
