@@ -76,7 +76,23 @@ fn back_up_with_options_shows_the_pg_dump_line_and_storage_is_saved_or_refused()
     let kept = s.text(&dialog);
     assert!(kept.contains("--jobs=1"), "{kept}");
     assert!(!kept.contains(&password));
-    s.script("document.querySelector('[data-testid=\"job-run-dialog\"]').close(); return null;");
+    s.click(&s.wait("job-run-close", LONG));
+    s.until("the dialog to close", LONG, || {
+        s.find_all("job-run-dialog").is_empty().then_some(())
+    });
+    // And from the backup's own row.
+    s.click(&s.wait("backup-log", LONG));
+    let by_backup = s.until("the backup's log", LONG, || {
+        s.find_all("job-run-dialog")
+            .first()
+            .map(|d| s.text(d))
+            .filter(|t| t.contains("pg_dump"))
+    });
+    assert!(by_backup.contains("--jobs=1"), "{by_backup}");
+    s.click(&s.wait("job-run-close", LONG));
+    s.until("the dialog to close", LONG, || {
+        s.find_all("job-run-dialog").is_empty().then_some(())
+    });
 
     // Storage: a folder of the user's choice is saved and shown.
     let folder = app.profile().join("elsewhere");
