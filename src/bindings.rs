@@ -14,7 +14,8 @@ use crate::conn::breaker::CircuitState;
 use crate::conn::spec::{ConnectionInput, SslMode};
 use crate::conn::PoolMetrics;
 use crate::error::{Error, ErrorCode};
-use crate::jobs::{JobKind, JobProgress, JobStatus};
+use crate::joblog::JobRun;
+use crate::jobs::{JobKind, JobLogEntry, JobLogKind, JobProgress, JobStatus};
 use crate::maintain::{
     ActionKind, ActionOutcome, ActionRun, AutovacuumAdvice, AutovacuumReport, AutovacuumWorker,
     BloatCaveat, BloatFigure, FigureSource, GuardLimits, IndexEntry, IndexFinding,
@@ -43,9 +44,9 @@ use crate::monitor::{
 use crate::project::{ProjectInput, ProjectSummary};
 use crate::schedule::{ScheduleChange, ScheduleRun, ScheduledJob};
 use crate::steward::{
-    AmcheckReport, ConnectionTest, CopyReport, DueRun, JobSchedule, KeyRotation, KitImport,
-    MaintenanceSettings, MaintenanceStatus, OtlpInfo, PruneReport, RecoveryReport, RunDueReport,
-    ScheduleReport, StorageInfo,
+    AmcheckReport, BackupChoices, BackupDefaults, ConnectionTest, CopyReport, DueRun, JobSchedule,
+    KeyRotation, KitImport, MaintenanceSettings, MaintenanceStatus, OtlpInfo, PruneReport,
+    RecoveryReport, RunDueReport, ScheduleReport, StorageInfo,
 };
 use crate::tune::{
     AppliedSetting, ApplyReport, Confidence, DbSize, Group, HardwareProfile, MemoryBudget,
@@ -98,7 +99,12 @@ pub fn typescript() -> String {
         BackupSummary::decl(&cfg),
         JobKind::decl(&cfg),
         JobStatus::decl(&cfg),
+        JobLogKind::decl(&cfg),
+        JobLogEntry::decl(&cfg),
         JobProgress::decl(&cfg),
+        JobRun::decl(&cfg),
+        BackupChoices::decl(&cfg),
+        BackupDefaults::decl(&cfg),
         RestoreTarget::decl(&cfg),
         RestoreReport::decl(&cfg),
         VerifyTier::decl(&cfg),

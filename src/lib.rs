@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod conn;
 pub mod error;
 pub mod ident;
+pub mod joblog;
 pub mod jobs;
 pub mod maintain;
 pub mod monitor;

@@ -39,7 +39,7 @@ mod schedule;
 mod storage;
 mod tuning;
 mod upkeep;
-pub use backups::{BackupOptions, RestoreOptions};
+pub use backups::{BackupChoices, BackupDefaults, BackupOptions, RestoreOptions};
 pub use maintain::{MaintenanceSettings, MaintenanceStatus};
 pub use otlp::{OtlpInfo, PushReport};
 pub use recovery::{AmcheckReport, RecoveryReport};

@@ -90,9 +90,14 @@ fn copy_inner(
 ) -> Result<()> {
     let id = &manifest.backup_id;
     let mut done = 0u64;
+    // Every object is written, then read back: twice its stored bytes in all.
+    rep.phase(&format!("copying {id} (each object read back and checked)"));
+    rep.total(
+        Some(2 * manifest.objects.iter().map(|o| o.stored_bytes).sum::<u64>()),
+        false,
+    );
     for obj in &manifest.objects {
         let key = format!("{id}/{}", obj.name);
-        rep.phase("copying");
         let mut reader = src.open(&key)?;
         let mut writer = dst.create(&key)?;
         let (n, sum) = digest_of(&mut reader, |chunk| {
@@ -116,8 +121,11 @@ fn copy_inner(
         }
         writer.commit()?;
         // What landed on the target is what the manifest describes.
-        rep.phase("verifying the copy");
-        let (n, sum) = digest_of(&mut *dst.open(&key)?, |_| Ok(()))?;
+        let (n, sum) = digest_of(&mut *dst.open(&key)?, |chunk| {
+            done += chunk.len() as u64;
+            rep.bytes(done);
+            Ok(())
+        })?;
         if n != obj.stored_bytes || sum != obj.stored_sha256 {
             return Err(Error::new(
                 ErrorCode::StorageFailed,

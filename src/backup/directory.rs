@@ -166,12 +166,13 @@ pub fn dump(
     cancel: &CancelToken,
 ) -> Result<u64> {
     let mut n = 0;
-    run_tool(tool, args, "pg_dump", cancel, || {
+    let err = run_tool(tool, args, "pg_dump", cancel, || {
         n += 1;
         if n % 5 == 0 {
             rep.bytes(folder_bytes(out));
         }
     })?;
+    rep.stderr("pg_dump", &err);
     let total = folder_bytes(out);
     rep.bytes(total);
     Ok(total)
@@ -488,6 +489,7 @@ pub fn fetch(
     work.sort_by_key(|w| std::cmp::Reverse(w.0.plaintext_bytes));
     let total = AtomicU64::new(0);
     rep.phase("fetching and authenticating");
+    rep.total(Some(work.iter().map(|w| w.0.plaintext_bytes).sum()), false);
     parallel(
         jobs,
         &work,
@@ -535,8 +537,11 @@ pub fn restore_folder(
     }
     args.push(dump_dir.display().to_string());
     rep.phase("restoring");
-    run_tool(tool, &args, "pg_restore", cancel, || {})?;
-    Ok(vec![render(&tool.program, &args)])
+    let line = render(&tool.program, &args);
+    rep.command(&line);
+    let err = run_tool(tool, &args, "pg_restore", cancel, || {})?;
+    rep.stderr("pg_restore", &err);
+    Ok(vec![line])
 }
 
 /// Apply a fetched globals script with psql. Statements that fail (a role that already exists)
@@ -544,6 +549,7 @@ pub fn restore_folder(
 pub fn apply_globals(
     psql: &ToolInvocation,
     file: &Path,
+    rep: &mut Reporter,
     cancel: &CancelToken,
 ) -> Result<Vec<String>> {
     let args: Vec<String> = vec![
@@ -554,7 +560,9 @@ pub fn apply_globals(
         format!("--file={}", file.display()),
         format!("--dbname={}", psql.conninfo),
     ];
+    rep.command(&render(&psql.program, &args));
     let err = run_tool(psql, &args, "psql (globals)", cancel, || {})?;
+    rep.stderr("psql", &err);
     Ok(err
         .lines()
         .filter(|l| l.contains("ERROR:"))

@@ -69,6 +69,9 @@ pub struct BackupPlan<'a> {
     pub scratch_parent: PathBuf,
     /// `pg_dumpall` for the globals, when they are to be kept.
     pub globals: Option<GlobalsDump>,
+    /// Heap and TOAST bytes of the tables to dump: what the dump phase's progress is measured
+    /// against (an estimate: pg_dump's output is text, not pages).
+    pub dump_estimate: Option<u64>,
 }
 
 /// How a backup is taken.
@@ -208,6 +211,7 @@ fn create_inner(
         compression: plan.options.compression,
     };
     rep.phase("dumping");
+    rep.total(plan.dump_estimate, true);
     if plan.options.directory {
         let out = scratch.path().join("dump");
         let args = directory::dump_args(
@@ -216,12 +220,22 @@ fn create_inner(
             plan.options.jobs,
             plan.snapshot.as_deref(),
         );
-        manifest
-            .commands
-            .push(directory::render(&plan.dump.program, &args));
+        let line = directory::render(&plan.dump.program, &args);
+        rep.command(&line);
+        manifest.commands.push(line);
         directory::dump(&plan.dump, &args, &out, rep, cancel)?;
         rep.phase("storing");
         let uploads = directory::dump_uploads(&out, plan.options.compression)?;
+        rep.total(
+            Some(
+                uploads
+                    .iter()
+                    .filter_map(|u| std::fs::metadata(&u.path).ok())
+                    .map(|m| m.len())
+                    .sum(),
+            ),
+            false,
+        );
         let total = std::sync::atomic::AtomicU64::new(0);
         manifest.objects = directory::parallel(
             plan.options.jobs,
@@ -252,10 +266,11 @@ fn create_inner(
             args.push("--no-role-passwords".into());
         }
         args.push(format!("--dbname={}", g.tool.conninfo));
-        manifest
-            .commands
-            .push(directory::render(&g.tool.program, &args));
-        directory::run_tool(&g.tool, &args, "pg_dumpall", cancel, || {})?;
+        let line = directory::render(&g.tool.program, &args);
+        rep.command(&line);
+        manifest.commands.push(line);
+        let err = directory::run_tool(&g.tool, &args, "pg_dumpall", cancel, || {})?;
+        rep.stderr("pg_dumpall", &err);
         let up = Upload {
             path,
             name: format!("{GLOBALS_FILE}{}.sealed", plan.options.compression.suffix()),
@@ -299,7 +314,9 @@ fn stream_custom(
         args.push(format!("--snapshot={snap}"));
     }
     args.push(format!("--dbname={}", plan.dump.conninfo));
-    commands.push(directory::render(&plan.dump.program, &args));
+    let line = directory::render(&plan.dump.program, &args);
+    rep.command(&line);
+    commands.push(line);
     let mut cmd = plan.dump.command();
     cmd.args(&args).stdout(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| {
@@ -353,6 +370,7 @@ fn stream_custom(
     if !status.success() {
         return Err(tool_failed("pg_dump", &err_text));
     }
+    rep.stderr("pg_dump", &err_text);
     let sealed = encoder
         .finish()
         .map_err(|e| Error::from_io("finishing the compression", e))?;
@@ -461,6 +479,11 @@ pub fn verify(
 ) -> Result<()> {
     let dek = unwrap_dek(manifest, kek)?;
     rep.phase("verifying");
+    rep.total(
+        Some(manifest.objects.iter().map(|o| o.plaintext_bytes).sum()),
+        false,
+    );
+    let mut done = 0u64;
     for obj in &manifest.objects {
         let mut dec = open_plaintext(storage, manifest, &dek, obj)?;
         let mut hasher = Sha256::new();
@@ -475,8 +498,9 @@ pub fn verify(
             }
             hasher.update(&buf[..n]);
             total += n as u64;
-            rep.bytes(total);
+            rep.bytes(done + total);
         }
+        done += total;
         dec.drain_inner()
             .map_err(|e| map_object_err(&manifest.backup_id, &obj.name, e))?;
         let (stored, stored_digest) = dec.get_ref().stored_digest();
@@ -508,6 +532,7 @@ pub fn export(
     let dek = unwrap_dek(manifest, kek)?;
     let obj = custom_object(manifest)?;
     rep.phase("exporting");
+    rep.total(Some(obj.plaintext_bytes), false);
     let mut dec = open_plaintext(storage, manifest, &dek, obj)?;
     let mut hasher = Sha256::new();
     let mut total = 0u64;

@@ -124,6 +124,7 @@ pub fn restore(
 pub fn apply_globals(
     prepared: &Prepared,
     psql: &ToolInvocation,
+    rep: &mut Reporter,
     cancel: &CancelToken,
 ) -> Result<Vec<String>> {
     if !prepared.globals {
@@ -131,7 +132,7 @@ pub fn apply_globals(
             "This backup has no globals: it was taken without --globals.",
         ));
     }
-    directory::apply_globals(psql, &prepared.globals_file(), cancel)
+    directory::apply_globals(psql, &prepared.globals_file(), rep, cancel)
 }
 
 /// Stream a verified custom-format backup into pg_restore, in one transaction.
@@ -147,16 +148,20 @@ pub(crate) fn restore_stream(
     let dek = unwrap_dek(manifest, kek)?;
     let obj = custom_object(manifest)?;
     rep.phase("restoring");
-    let mut cmd = restore_tool.command();
-    cmd.args(["--exit-on-error", "--single-transaction", "--no-password"])
-        .arg(format!("--dbname={}", restore_tool.conninfo))
-        .stdin(Stdio::piped());
+    rep.total(Some(obj.plaintext_bytes), false);
+    let mut args: Vec<String> = ["--exit-on-error", "--single-transaction", "--no-password"]
+        .map(String::from)
+        .to_vec();
+    args.push(format!("--dbname={}", restore_tool.conninfo));
     if mode.clean {
-        cmd.args(["--clean", "--if-exists"]);
+        args.extend(["--clean".into(), "--if-exists".into()]);
     }
     if mode.no_owner {
-        cmd.args(["--no-owner", "--no-privileges"]);
+        args.extend(["--no-owner".into(), "--no-privileges".into()]);
     }
+    rep.command(&directory::render(&restore_tool.program, &args));
+    let mut cmd = restore_tool.command();
+    cmd.args(&args).stdin(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| {
         Error::new(
             ErrorCode::ToolFailed,
@@ -203,5 +208,6 @@ pub(crate) fn restore_stream(
     if !status.success() {
         return Err(tool_failed("pg_restore", &err_text));
     }
+    rep.stderr("pg_restore", &err_text);
     Ok(total)
 }

@@ -1,9 +1,11 @@
 //! Which storage a project's backup repository uses, as saved with the project.
 //!
-//! Local (the default: `projects/<name>/backups` in the data folder) or an S3 bucket. Secrets
+//! Local (the default: `projects/<name>/backups` in the data folder), a folder the user chose
+//! (`<folder>/<name>`), or an S3 bucket. Secrets
 //! never appear here; the S3 secret access key is passed in from the keyring when a storage is
 //! opened.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,9 @@ pub enum StorageSettings {
     Local,
     /// A folder of an S3 bucket (S3 or an S3-compatible service).
     S3(S3Settings),
+    /// A local folder the user chose (another disk, a mounted network share); each project
+    /// gets its own folder `<path>/<project>` in it, as in a bucket.
+    Folder { path: String },
 }
 
 impl StorageSettings {
@@ -36,6 +41,9 @@ impl StorageSettings {
     ) -> Result<Box<dyn Storage>> {
         match self {
             StorageSettings::Local => Ok(Box::new(LocalStorage::new(local_root))),
+            StorageSettings::Folder { path } => Ok(Box::new(LocalStorage::new(
+                PathBuf::from(path).join(project),
+            ))),
             StorageSettings::S3(s) => {
                 let secret = secret.ok_or_else(|| {
                     crate::error::Error::new(
@@ -53,6 +61,36 @@ impl StorageSettings {
 
     pub fn is_s3(&self) -> bool {
         matches!(self, StorageSettings::S3(_))
+    }
+
+    /// A chosen folder must be an absolute path; it is created (mode 0700) when missing and
+    /// must be writable. Other settings pass.
+    pub fn prepare_folder(&self) -> Result<()> {
+        let StorageSettings::Folder { path } = self else {
+            return Ok(());
+        };
+        let p = std::path::Path::new(path);
+        if path.trim().is_empty() || !p.is_absolute() {
+            return Err(crate::error::Error::invalid_input(format!(
+                "The backup folder must be an absolute path; got {path:?}."
+            )));
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(p)
+            .map_err(|e| {
+                crate::error::Error::io(&format!("creating the backup folder {path}"), e)
+            })?;
+        let probe = p.join(format!(
+            ".pgsteward-probe-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::write(&probe, b"").map_err(|e| {
+            crate::error::Error::io(&format!("writing into the backup folder {path}"), e)
+        })?;
+        let _ = std::fs::remove_file(&probe);
+        Ok(())
     }
 }
 
@@ -78,6 +116,26 @@ mod tests {
         assert!(v.get("secret_access_key").is_none());
         let back: StorageSettings = serde_json::from_value(v).unwrap();
         assert_eq!(back, s3);
+    }
+
+    #[test]
+    fn a_chosen_folder_round_trips_and_must_be_absolute() {
+        let f = StorageSettings::Folder {
+            path: "/mnt/backups".into(),
+        };
+        let v = serde_json::to_value(&f).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"kind": "folder", "path": "/mnt/backups"})
+        );
+        assert_eq!(serde_json::from_value::<StorageSettings>(v).unwrap(), f);
+        let relative = StorageSettings::Folder {
+            path: "backups".into(),
+        };
+        assert_eq!(
+            relative.prepare_folder().unwrap_err().code,
+            crate::error::ErrorCode::InvalidInput
+        );
     }
 
     #[test]

@@ -24,6 +24,8 @@
 //!   and read by `crate::maintain::history`).
 //! - `schedule_runs(id, job, due_at, ...)`: each scheduled backup, verify or recovery test run
 //!   and its outcome (the latest 500; `crate::schedule`).
+//! - `job_runs(id, job_id, kind, backup_id, ...)`: each backup, restore, verify and recovery
+//!   test with its outcome, error code and log as JSON (the latest 500; `crate::joblog`).
 //!
 //! Roll-ups are incremental: compaction folds every complete minute of raw points newer than
 //! the minute watermark into `metrics_minute` and every complete hour of minutes into
@@ -314,6 +316,11 @@ const SCHEMA: &[&str] = &[
         id INTEGER PRIMARY KEY, job TEXT NOT NULL, due_at INTEGER NOT NULL,
         started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL, outcome TEXT NOT NULL,
         message TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS job_runs (
+        id INTEGER PRIMARY KEY, job_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, backup_id TEXT,
+        started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL, outcome TEXT NOT NULL,
+        code TEXT, message TEXT NOT NULL, log TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS job_runs_by_backup ON job_runs (backup_id)",
     "PRAGMA user_version = 1",
 ];
 

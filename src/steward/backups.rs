@@ -5,7 +5,9 @@
 
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use ts_rs::TS;
 
 use super::Steward;
 use crate::backup::codec::Compression;
@@ -52,6 +54,74 @@ impl BackupOptions {
         }
         self
     }
+
+    /// Apply the user's choices; a value out of range is `invalid_input`, never clamped.
+    pub fn choose(mut self, c: &BackupChoices) -> Result<Self> {
+        if let Some(j) = c.jobs {
+            let max = max_jobs();
+            if j == 0 || j as usize > max {
+                return Err(Error::invalid_input(format!(
+                    "Parallel jobs must be between 1 and {max} (the CPUs of this computer, at most {}); got {j}.",
+                    directory::MAX_JOBS
+                )));
+            }
+            self.dump.jobs = j as usize;
+        }
+        if let Some(name) = &c.compression {
+            self.dump.compression = name.trim().parse()?;
+        }
+        if let Some(g) = c.globals {
+            self.globals = g;
+        }
+        Ok(self)
+    }
+
+    pub fn defaults(&self) -> BackupDefaults {
+        BackupDefaults {
+            jobs: self.dump.jobs.min(max_jobs()) as u32,
+            max_jobs: max_jobs() as u32,
+            compression: self.dump.compression.codec().to_string(),
+            globals: self.globals,
+            format: if self.dump.directory {
+                "directory"
+            } else {
+                "custom"
+            }
+            .into(),
+        }
+    }
+}
+
+/// What the user chose for one backup (the app's "Back up now" form); `None` keeps the
+/// environment's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct BackupChoices {
+    /// Parallel pg_dump jobs and uploads, 1 to the CPUs (at most 8).
+    pub jobs: Option<u32>,
+    /// `zstd`, `gzip` or `none`.
+    pub compression: Option<String>,
+    /// Also keep the globals (roles, tablespaces).
+    pub globals: Option<bool>,
+}
+
+/// The defaults the "Back up now" form starts from, and its limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct BackupDefaults {
+    pub jobs: u32,
+    /// The most jobs allowed: this computer's CPUs, at most 8.
+    pub max_jobs: u32,
+    pub compression: String,
+    pub globals: bool,
+    /// `directory` (parallel) or `custom` (one stream, one job), from `BACKUP_FORMAT`.
+    pub format: String,
+}
+
+/// The most parallel jobs a backup may use here: the CPUs, 1 to 8.
+pub fn max_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, directory::MAX_JOBS)
 }
 
 /// How a restore runs.
@@ -113,6 +183,41 @@ impl Steward {
         self.backup_create_with(name, opts, sink, cancel).await
     }
 
+    /// The options a backup takes by default (from the environment), for the app's form.
+    pub fn backup_defaults(&self) -> Result<BackupDefaults> {
+        Ok(BackupOptions::from_env()?.defaults())
+    }
+
+    /// Take a logical backup with the environment's options overridden by `choices` (what the
+    /// app's "Back up now" form sends). Invalid choices fail with `invalid_input` before
+    /// anything runs.
+    pub async fn backup_create_chosen(
+        &self,
+        name: &str,
+        choices: &BackupChoices,
+        sink: ProgressSink,
+        cancel: CancelToken,
+    ) -> Result<BackupSummary> {
+        let opts = BackupOptions::from_env()?.choose(choices)?;
+        self.backup_create_with(name, opts, sink, cancel).await
+    }
+
+    /// Heap and TOAST bytes of the user tables: what a dump's size is estimated from.
+    async fn dump_estimate(&self, pool: &Pool) -> Option<u64> {
+        let mut conn = pool.acquire().await.ok()?;
+        let bytes: Option<i64> = sqlx::query_scalar(sql!(
+            "SELECT sum(pg_relation_size(c.oid)
+                      + CASE WHEN c.reltoastrelid <> 0 THEN pg_relation_size(c.reltoastrelid) ELSE 0 END)::int8
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                AND n.nspname NOT LIKE 'pg\\_toast%'"
+        ))
+        .fetch_one(&mut *conn)
+        .await
+        .ok()?;
+        bytes.map(|b| b.max(0) as u64)
+    }
+
     /// Take a logical backup of the project's database.
     pub async fn backup_create_with(
         &self,
@@ -123,6 +228,7 @@ impl Steward {
     ) -> Result<BackupSummary> {
         let project = self.store.get(name)?;
         let mut rep = Reporter::new(JobKind::Backup, name, sink);
+        let trace = rep.trace();
         let result = async {
             let lock = self.repo_lock(name)?;
             // The key is checked against the repository before any byte is written.
@@ -167,6 +273,7 @@ impl Steward {
             let tables = crate::backup::facts::read(&mut snap)
                 .await
                 .inspect_err(|_| snap.discard())?;
+            let dump_estimate = self.dump_estimate(&pool).await;
             let job = tokio::task::spawn_blocking(move || {
                 let plan = BackupPlan {
                     storage: &storage,
@@ -186,6 +293,7 @@ impl Steward {
                     options: opts.dump,
                     scratch_parent,
                     globals,
+                    dump_estimate,
                 };
                 let m = logical::create(plan, &mut rep, &cancel);
                 drop(lock);
@@ -205,7 +313,7 @@ impl Steward {
             out
         }
         .await;
-        match result {
+        let out = match result {
             Ok((Ok(m), mut rep)) => {
                 rep.finish(
                     JobStatus::Succeeded,
@@ -223,7 +331,11 @@ impl Steward {
                 self.note_backup_failure(name, &e);
                 Err(e)
             }
-        }
+        };
+        let id = out.as_ref().ok().map(|s| s.id.clone());
+        self.record_job(name, &trace, "backup", id.as_deref(), &out)
+            .await;
+        out
     }
 
     /// Restore a backup into a new database or, after confirmation, into the same one, with
@@ -241,7 +353,8 @@ impl Steward {
             .await
     }
 
-    /// Restore a backup into a new database or, after confirmation, into the same one.
+    /// Restore a backup into a new database or, after confirmation, into the same one. The
+    /// run and its log are kept in the project's history store.
     pub async fn backup_restore_with(
         &self,
         name: &str,
@@ -249,6 +362,25 @@ impl Steward {
         target: &RestoreTarget,
         opts: RestoreOptions,
         sink: ProgressSink,
+        cancel: CancelToken,
+    ) -> Result<RestoreReport> {
+        let rep = Reporter::new(JobKind::Restore, name, sink);
+        let trace = rep.trace();
+        let out = self
+            .restore_inner(name, backup_id, target, opts, rep, cancel)
+            .await;
+        self.record_job(name, &trace, "restore", Some(backup_id), &out)
+            .await;
+        out
+    }
+
+    async fn restore_inner(
+        &self,
+        name: &str,
+        backup_id: &str,
+        target: &RestoreTarget,
+        opts: RestoreOptions,
+        mut rep: Reporter,
         cancel: CancelToken,
     ) -> Result<RestoreReport> {
         let project = self.store.get(name)?;
@@ -299,7 +431,6 @@ impl Steward {
             None
         };
         let (r, pw) = self.credentials(&project)?;
-        let mut rep = Reporter::new(JobKind::Restore, name, sink);
 
         // 1. Authenticate every byte before anything touches the server (a directory-format
         //    backup is fetched into a private scratch folder on the way).
@@ -322,7 +453,7 @@ impl Steward {
         let prepared = match prepared {
             Ok(p) => p,
             Err(e) => {
-                rep.finish(JobStatus::Failed, Some(e.message.clone()));
+                rep.fail(&e);
                 return Err(e);
             }
         };
@@ -356,7 +487,7 @@ impl Steward {
                 };
                 let cancel = cancel.clone();
                 let (res, prepared, rep2) = tokio::task::spawn_blocking(move || {
-                    let res = logical::apply_globals(&prepared, &tool, &cancel);
+                    let res = logical::apply_globals(&prepared, &tool, &mut rep, &cancel);
                     (res, prepared, rep)
                 })
                 .await

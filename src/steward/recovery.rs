@@ -45,7 +45,9 @@ pub struct RecoveryReport {
 }
 
 impl Steward {
-    /// Restore a backup (default: the newest) into a throwaway server and check it.
+    /// Restore a backup (default: the newest) into a throwaway server and check it. The run
+    /// and its log are kept in the project's history store; a restore that differs from the
+    /// backup is recorded as failed (`backup_corrupt`).
     pub async fn backup_test_recovery(
         &self,
         name: &str,
@@ -53,6 +55,30 @@ impl Steward {
         sink: ProgressSink,
     ) -> Result<RecoveryReport> {
         self.store.get(name)?;
+        let rep = Reporter::new(JobKind::Restore, name, sink);
+        let trace = rep.trace();
+        let out = self.recovery_inner(name, backup_id, rep).await;
+        let verdict = match &out {
+            Ok(r) if !r.ok => Err(Error::new(ErrorCode::BackupCorrupt, r.message.clone())),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.clone()),
+        };
+        let id = out
+            .as_ref()
+            .map(|r| r.backup_id.as_str())
+            .ok()
+            .or(backup_id);
+        self.record_job(name, &trace, "recovery_test", id, &verdict)
+            .await;
+        out
+    }
+
+    async fn recovery_inner(
+        &self,
+        name: &str,
+        backup_id: Option<&str>,
+        mut rep: Reporter,
+    ) -> Result<RecoveryReport> {
         let kek = self.settled_backup_key(name)?;
         let storage = self.storage(name)?;
         let manifest = match backup_id {
@@ -78,7 +104,6 @@ impl Steward {
                 ),
             )
         })?;
-        let mut rep = Reporter::new(JobKind::Restore, name, sink);
         rep.phase("starting a throwaway server");
         let dir = tempfile::Builder::new()
             .prefix("pgsw-recovery")

@@ -49,7 +49,7 @@ impl Steward {
     pub(crate) fn storage(&self, name: &str) -> Result<Box<dyn Storage>> {
         let project = self.store.get(name)?;
         let secret = match &project.storage {
-            StorageSettings::Local => None,
+            StorageSettings::Local | StorageSettings::Folder { .. } => None,
             StorageSettings::S3(_) => self.secrets.get(name, SecretKind::S3SecretKey)?,
         };
         project.storage.open(
@@ -98,6 +98,9 @@ impl Steward {
         let project = self.store.get(name)?;
         let location = match &project.storage {
             StorageSettings::Local => self.local_backup_dir(name)?.display().to_string(),
+            StorageSettings::Folder { path } => {
+                std::path::Path::new(path).join(name).display().to_string()
+            }
             StorageSettings::S3(s) => s.describe(name),
         };
         Ok(StorageInfo {
@@ -167,6 +170,7 @@ impl Steward {
                 self.secrets.set(name, SecretKind::S3SecretKey, sec)?;
             }
         } else {
+            settings.prepare_folder()?;
             self.secrets.delete(name, SecretKind::S3SecretKey)?;
         }
         project.storage = settings;

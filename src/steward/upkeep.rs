@@ -131,14 +131,49 @@ impl Steward {
         sink: ProgressSink,
     ) -> Result<Vec<VerifyReport>> {
         self.store.get(name)?;
-        let kek = self.settled_backup_key(name)?;
-        let storage = self.storage(name)?;
-        let log = self.check_log(name)?;
-        let manifests = match backup_id {
-            Some(id) => vec![repo::load(&storage, &kek, id)?],
-            None => repo::list(&storage, &kek)?.0,
+        let rep = Reporter::new(JobKind::Verify, name, sink);
+        let trace = rep.trace();
+        let out = self
+            .verify_inner(name, backup_id, tier, fraction, rep)
+            .await;
+        // A damaged backup is a failed job, though the verify itself ran.
+        let verdict = match &out {
+            Ok(reports) => match reports.iter().find(|r| !r.ok) {
+                Some(bad) => Err(Error::new(ErrorCode::BackupCorrupt, bad.message.clone())),
+                None => Ok(()),
+            },
+            Err(e) => Err(e.clone()),
         };
-        let mut rep = Reporter::new(JobKind::Verify, name, sink);
+        self.record_job(name, &trace, "verify", backup_id, &verdict)
+            .await;
+        out
+    }
+
+    async fn verify_inner(
+        &self,
+        name: &str,
+        backup_id: Option<&str>,
+        tier: VerifyTier,
+        fraction: f64,
+        mut rep: Reporter,
+    ) -> Result<Vec<VerifyReport>> {
+        let prepared = (|| {
+            let kek = self.settled_backup_key(name)?;
+            let storage = self.storage(name)?;
+            let log = self.check_log(name)?;
+            let manifests = match backup_id {
+                Some(id) => vec![repo::load(&storage, &kek, id)?],
+                None => repo::list(&storage, &kek)?.0,
+            };
+            Ok::<_, Error>((kek, storage, log, manifests))
+        })();
+        let (kek, storage, log, manifests) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                rep.fail(&e);
+                return Err(e);
+            }
+        };
         let job = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
             for m in &manifests {

@@ -6,6 +6,9 @@ use std::time::Duration;
 use crate::harness::{table_checksums, Pg};
 use crate::webdriver::{Driver, Session};
 
+#[path = "e2e_backups.rs"]
+mod backups;
+
 fn app_binary() -> String {
     std::env::var("PGSTEWARD_E2E_APP").expect(
         "PGSTEWARD_E2E_APP must name the app built for end-to-end tests; run the suite with scripts/test.sh",
@@ -15,14 +18,14 @@ fn app_binary() -> String {
 const LONG: Duration = Duration::from_secs(60);
 
 /// The app running on a profile of its own (data folder, config, cache), driven by WebDriver.
-struct App {
-    session: Session,
+pub(crate) struct App {
+    pub(crate) session: Session,
     _driver: Driver,
     _profile: tempfile::TempDir,
 }
 
 impl App {
-    fn launch() -> App {
+    pub(crate) fn launch() -> App {
         App::launch_with(&[])
     }
 
@@ -46,8 +49,13 @@ impl App {
         }
     }
 
+    /// The app's own folder for this run (data folder under `pgsteward/`).
+    pub(crate) fn profile(&self) -> &std::path::Path {
+        self._profile.path()
+    }
+
     /// Add a project through the form, by URI; the app then shows its dashboard.
-    fn add_project(&self, name: &str, uri: &str) {
+    pub(crate) fn add_project(&self, name: &str, uri: &str) {
         let s = &self.session;
         s.click(&s.wait("add-project", LONG));
         s.type_text(&s.wait("project-name", LONG), name);

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use pgsteward::backup::{BackupSummary, RestoreReport, RestoreTarget, VerifyReport, VerifyTier};
+use pgsteward::joblog::JobRun;
 use pgsteward::jobs::{JobProgress, ProgressSink};
+use pgsteward::steward::{BackupChoices, BackupDefaults};
 use tauri::{AppHandle, Emitter, State};
 
 use super::CmdResult;
@@ -23,17 +25,24 @@ pub fn backup_list(state: State<'_, AppState>, name: String) -> CmdResult<Vec<Ba
     state.steward.backup_list(&name)
 }
 
+/// Take a backup now with the form's choices (`None` fields: the environment's defaults).
 #[tauri::command]
 pub async fn backup_create(
     app: AppHandle,
     state: State<'_, AppState>,
     jobs: State<'_, RunningJobs>,
     name: String,
+    choices: Option<BackupChoices>,
 ) -> CmdResult<BackupSummary> {
     let job = jobs.start(&name, CancellableJob::Backup)?;
     let r = state
         .steward
-        .backup_create(&name, events(&app), job.token.clone())
+        .backup_create_chosen(
+            &name,
+            &choices.unwrap_or_default(),
+            events(&app),
+            job.token.clone(),
+        )
         .await;
     job_ended(&app, &name, "backup", &r);
     r
@@ -55,6 +64,24 @@ pub async fn backup_restore(
         .await;
     job_ended(&app, &name, "restore", &r);
     r
+}
+
+/// What the "Back up now" form starts from: the environment's jobs, compression and globals.
+#[tauri::command]
+pub fn backup_defaults(state: State<'_, AppState>) -> CmdResult<BackupDefaults> {
+    state.steward.backup_defaults()
+}
+
+/// The project's latest backup, restore, verify and recovery-test runs (without their logs).
+#[tauri::command]
+pub async fn job_runs(state: State<'_, AppState>, name: String) -> CmdResult<Vec<JobRun>> {
+    state.steward.job_runs(&name, 50).await
+}
+
+/// One finished job with its log, by job id or by the id of the backup it made.
+#[tauri::command]
+pub async fn job_run(state: State<'_, AppState>, name: String, id: String) -> CmdResult<JobRun> {
+    state.steward.job_run(&name, &id).await
 }
 
 /// Verify one backup (sampled reads 10 % of its segments).

@@ -10,6 +10,7 @@ pub mod maintain;
 pub mod monitor;
 pub mod project;
 pub mod schedule;
+pub mod storage;
 pub mod tune;
 
 pub type CmdResult<T> = Result<T, pgsteward::Error>;

@@ -239,8 +239,11 @@ enum ProjectCmd {
     Storage {
         name: String,
         /// Go back to the local backup folder.
-        #[arg(long, conflicts_with = "s3_bucket")]
+        #[arg(long, conflicts_with_all = ["s3_bucket", "folder"])]
         local: bool,
+        /// Write backups into this folder (each project in its own subfolder).
+        #[arg(long, conflicts_with = "s3_bucket")]
+        folder: Option<String>,
         #[command(flatten)]
         s3: storage::S3Args,
     },
@@ -291,6 +294,9 @@ enum BackupCmd {
     },
     /// List a project's backups.
     List { name: String },
+    /// The job that made a backup (or any backup job, by its job id) with its log: phases,
+    /// the commands exactly as run, warnings, the outcome.
+    Show { name: String, id: String },
     /// Check backups: quick, sampled or full (default) verification.
     Verify(upkeep::VerifyArgs),
     /// Delete backups the retention policy lets go, and interrupted ones.
@@ -402,9 +408,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     println!("created:    {}", s.created_at);
                 });
             }
-            ProjectCmd::Storage { name, local, s3 } => {
-                storage::storage(&st, json, &name, local, &s3)?
-            }
+            ProjectCmd::Storage {
+                name,
+                local,
+                folder,
+                s3,
+            } => storage::storage(&st, json, &name, local, folder, &s3)?,
             ProjectCmd::CopyTarget { name, none, s3 } => {
                 storage::copy_target(&st, json, &name, none, &s3)?
             }
@@ -623,6 +632,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     }
                 });
             }
+            BackupCmd::Show { name, id } => upkeep::show(&st, json, &name, &id).await?,
             BackupCmd::Verify(a) => upkeep::verify(&st, json, a).await?,
             BackupCmd::Prune(a) => upkeep::prune(&st, json, a)?,
             BackupCmd::Export(a) => upkeep::export(&st, json, a).await?,

@@ -92,16 +92,20 @@ fn print_info(name: &str, i: &StorageInfo) {
     }
 }
 
-/// `project storage NAME [--local | --s3-bucket ...]`; without options it shows the settings.
+/// `project storage NAME [--local | --folder PATH | --s3-bucket ...]`; without options it shows
+/// the settings.
 pub fn storage(
     st: &Steward,
     json: bool,
     name: &str,
     local: bool,
+    folder: Option<String>,
     s3: &S3Args,
 ) -> Result<(), Error> {
     let info = if local {
         st.set_storage(name, StorageSettings::Local, None, false)?
+    } else if let Some(path) = folder {
+        st.set_storage(name, StorageSettings::Folder { path }, None, true)?
     } else if let Some((settings, secret)) = s3.take()? {
         st.set_storage(
             name,

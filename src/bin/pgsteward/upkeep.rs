@@ -180,6 +180,36 @@ pub async fn test_recovery(
     }
 }
 
+/// `backup show NAME ID`: the job that made a backup (or any job, by its id) with its log: the
+/// phases, the commands exactly as run, pg_dump's warnings and the outcome.
+pub async fn show(st: &Steward, json: bool, name: &str, id: &str) -> Result<(), Error> {
+    let run = st.job_run(name, id).await?;
+    out(json, &run, |r| {
+        println!(
+            "{} {}  {}  started {}, {:.1} s{}",
+            r.kind,
+            r.backup_id.as_deref().unwrap_or(&r.job_id),
+            r.outcome,
+            r.started_at,
+            r.duration_ms as f64 / 1000.0,
+            r.code
+                .as_ref()
+                .map(|c| format!("  [{c}] {}", r.message))
+                .unwrap_or_default()
+        );
+        for e in &r.log {
+            let kind = match e.kind {
+                pgsteward::jobs::JobLogKind::Phase => "phase",
+                pgsteward::jobs::JobLogKind::Command => "$",
+                pgsteward::jobs::JobLogKind::Stderr => "stderr",
+                pgsteward::jobs::JobLogKind::Outcome => "outcome",
+            };
+            println!("{}  {kind:<7} {}", e.at, e.text);
+        }
+    });
+    Ok(())
+}
+
 pub fn prune(st: &Steward, json: bool, a: PruneArgs) -> Result<(), Error> {
     let mut policy = RetentionPolicy::from_env()?;
     if a.keep.is_some() {

@@ -11,8 +11,14 @@ import type {
   ActivityReport,
   AppInfo,
   ApplyReport,
+  BackupChoices,
+  BackupDefaults,
   BackupSummary,
   BlockingTree,
+  JobRun,
+  S3Settings,
+  StorageInfo,
+  StorageSettings,
   ConnectionTest,
   DashboardSnapshot,
   ExplainReport,
@@ -123,8 +129,50 @@ export function backupList(name: string): Promise<BackupSummary[]> {
   return call<BackupSummary[]>("backup_list", { name });
 }
 
-export function backupCreate(name: string): Promise<BackupSummary> {
-  return call<BackupSummary>("backup_create", { name });
+/** Back up now; `null` fields of `choices` keep the environment's defaults. */
+export function backupCreate(
+  name: string,
+  choices: BackupChoices | null = null,
+): Promise<BackupSummary> {
+  return call<BackupSummary>("backup_create", { name, choices });
+}
+
+export function backupDefaults(): Promise<BackupDefaults> {
+  return call<BackupDefaults>("backup_defaults");
+}
+
+/** The latest backup, restore, verify and recovery-test runs, newest first, without logs. */
+export function jobRuns(name: string): Promise<JobRun[]> {
+  return call<JobRun[]>("job_runs", { name });
+}
+
+/** One finished job with its log, by job id or by the id of the backup it made. */
+export function jobRun(name: string, id: string): Promise<JobRun> {
+  return call<JobRun>("job_run", { name, id });
+}
+
+export function storageInfo(name: string): Promise<StorageInfo> {
+  return call<StorageInfo>("storage_info", { name });
+}
+
+/** `secret` goes to the keyring (null keeps the stored one); it is never read back. */
+export function storageSet(
+  name: string,
+  settings: StorageSettings,
+  secret: string | null,
+  check: boolean,
+): Promise<StorageInfo> {
+  return call<StorageInfo>("storage_set", { name, settings, secret, check });
+}
+
+/** `target` null removes the copy target. */
+export function copyTargetSet(
+  name: string,
+  target: S3Settings | null,
+  secret: string | null,
+  check: boolean,
+): Promise<StorageInfo> {
+  return call<StorageInfo>("copy_target_set", { name, target, secret, check });
 }
 
 export function backupRestore(

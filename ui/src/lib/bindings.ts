@@ -282,11 +282,85 @@ export type BackupSummary = { id: string, project: string, database: string, cre
 last_check: VerifyReport | null, };
 export type JobKind = "backup" | "restore" | "verify" | "copy";
 export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+export type JobLogKind = "phase" | "command" | "stderr" | "outcome";
+export type JobLogEntry = { 
+/**
+ * RFC 3339, UTC.
+ */
+at: string, kind: JobLogKind, text: string, };
 export type JobProgress = { job_id: string, kind: JobKind, project: string, status: JobStatus, 
 /**
  * What the job is doing now ("dumping", "verifying", "restoring").
  */
-phase: string, bytes: number, rate_bytes_per_sec: number, elapsed_ms: number, message: string | null, };
+phase: string, bytes: number, 
+/**
+ * Bytes per second in the current phase.
+ */
+rate_bytes_per_sec: number, elapsed_ms: number, message: string | null, 
+/**
+ * Bytes the current phase will handle in all, when knowable (for a backup's dump phase an
+ * estimate from the table sizes: see `total_is_estimate`).
+ */
+total_bytes: number | null, 
+/**
+ * `total_bytes` is an estimate, not a count.
+ */
+total_is_estimate: boolean, 
+/**
+ * Time left in this phase at the current rate, when the total and a rate are known.
+ */
+eta_ms: number | null, 
+/**
+ * The job's log so far, oldest first.
+ */
+log: Array<JobLogEntry>, };
+export type JobRun = { job_id: string, 
+/**
+ * `backup`, `restore`, `verify`, `recovery_test` or `copy`.
+ */
+kind: string, 
+/**
+ * The backup the job made or worked on, when there is one.
+ */
+backup_id: string | null, 
+/**
+ * RFC 3339, UTC.
+ */
+started_at: string, duration_ms: number, 
+/**
+ * `succeeded`, `failed` or `cancelled`.
+ */
+outcome: string, 
+/**
+ * The error's stable code when it failed.
+ */
+code: string | null, message: string, 
+/**
+ * Oldest first; empty in lists (read one run for its log).
+ */
+log: Array<JobLogEntry>, };
+export type BackupChoices = { 
+/**
+ * Parallel pg_dump jobs and uploads, 1 to the CPUs (at most 8).
+ */
+jobs: number | null, 
+/**
+ * `zstd`, `gzip` or `none`.
+ */
+compression: string | null, 
+/**
+ * Also keep the globals (roles, tablespaces).
+ */
+globals: boolean | null, };
+export type BackupDefaults = { jobs: number, 
+/**
+ * The most jobs allowed: this computer's CPUs, at most 8.
+ */
+max_jobs: number, compression: string, globals: boolean, 
+/**
+ * `directory` (parallel) or `custom` (one stream, one job), from `BACKUP_FORMAT`.
+ */
+format: string, };
 export type RestoreTarget = { "kind": "new_database", name: string, } | { "kind": "same_database", confirm: string, };
 export type RestoreReport = { backup_id: string, database: string, bytes: number, duration_ms: number, 
 /**
@@ -408,7 +482,7 @@ endpoint: string | null, region: string,
  * Allow plain-HTTP endpoints (only for services on a trusted network).
  */
 allow_http: boolean, access_key_id: string, };
-export type StorageSettings = { "kind": "local" } | { "kind": "s3" } & S3Settings;
+export type StorageSettings = { "kind": "local" } | { "kind": "s3" } & S3Settings | { "kind": "folder", path: string, };
 export type StorageInfo = { storage: StorageSettings, 
 /**
  * Where backups are written, in words.
