@@ -198,9 +198,10 @@ impl Pgbench {
         );
     }
 
-    /// Run the default pgbench script for `secs` seconds (after pgbench's own vacuum of its
-    /// small tables, so rounds start alike); transactions per second.
-    pub fn tps(&self, db: &str, clients: u32, secs: u64) -> f64 {
+    /// Run a pgbench script (the default, or the one `extra` picks: `-S` for read-only) for
+    /// `secs` seconds, after pgbench's own vacuum of its small tables so rounds start alike;
+    /// transactions per second.
+    pub fn tps(&self, db: &str, clients: u32, secs: u64, extra: &[&str]) -> f64 {
         let out = self
             .command()
             .args([
@@ -210,8 +211,9 @@ impl Pgbench {
                 "2",
                 "-T",
                 &secs.to_string(),
-                db,
             ])
+            .args(extra)
+            .arg(db)
             .output()
             .expect("pgbench runs");
         let text = String::from_utf8_lossy(&out.stdout);
