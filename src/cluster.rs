@@ -46,6 +46,8 @@ pub struct Cluster {
     pub port: u16,
     run_as: Option<(u32, u32)>,
     stop_on_drop: bool,
+    /// Each server program run on this cluster, as a command line (for a job's log).
+    ran: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// A free TCP port on the loopback interface.
@@ -120,7 +122,26 @@ impl Cluster {
         c
     }
 
+    /// The server programs run on this cluster so far, as command lines.
+    pub fn commands_run(&self) -> Vec<String> {
+        self.ran
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn run(&self, mut c: Command, what: &str) -> Result<()> {
+        let args: Vec<String> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        self.ran
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(crate::backup::directory::render(
+                std::path::Path::new(c.get_program()),
+                &args,
+            ));
         let out = c.output().map_err(|e| {
             Error::new(
                 ErrorCode::ToolFailed,
@@ -174,6 +195,7 @@ impl Cluster {
             port: free_port()?,
             run_as,
             stop_on_drop: true,
+            ran: Default::default(),
         };
         let mut init = c.cmd("initdb");
         init.arg("-D")
@@ -245,6 +267,7 @@ impl Cluster {
             port,
             run_as,
             stop_on_drop: false,
+            ran: Default::default(),
         })
     }
 

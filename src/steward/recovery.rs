@@ -124,6 +124,9 @@ impl Steward {
             .await
             .map_err(|e| Error::internal(format!("throwaway server: {e}")))??
         };
+        for line in cluster.commands_run() {
+            rep.command(&line);
+        }
         let target = "recovery_test";
         let admin_uri = cluster.uri("postgres", &password, "postgres");
         let mut admin = sqlx::PgConnection::connect(&admin_uri).await?;

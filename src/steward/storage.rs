@@ -227,6 +227,7 @@ impl Steward {
     ) -> Result<CopyReport> {
         self.store.get(name)?;
         let mut rep = Reporter::new(JobKind::Copy, name, sink);
+        let trace = rep.trace();
         let prepared = (|| {
             let lock = self.repo_lock(name)?;
             let kek = self.settled_backup_key(name)?;
@@ -243,7 +244,9 @@ impl Steward {
             Ok(p) => p,
             Err(e) => {
                 rep.fail(&e);
-                return Err(e);
+                let r = Err(e);
+                self.record_job(name, &trace, "copy", backup_id, &r).await;
+                return r;
             }
         };
         let name_owned = name.to_string();
@@ -286,6 +289,7 @@ impl Steward {
             ),
             Err(e) => rep.fail(e),
         }
+        self.record_job(name, &trace, "copy", backup_id, &r).await;
         r
     }
 }

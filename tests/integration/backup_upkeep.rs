@@ -497,5 +497,18 @@ async fn recovery_test_restores_into_a_throwaway_server_while_writes_go_on(major
     let check = listed[0].last_check.as_ref().unwrap();
     assert_eq!(check.tier, pgsteward::backup::VerifyTier::Recovery);
     assert!(check.ok);
+    // Its log names the throwaway server's programs and the restore, in the order they ran.
+    let runs = home.st.job_runs("app", 10).await.unwrap();
+    let run = runs.iter().find(|r| r.kind == "recovery_test").unwrap();
+    let run = home.st.job_run("app", &run.job_id).await.unwrap();
+    let programs: Vec<String> = run
+        .log
+        .iter()
+        .filter(|e| e.kind == pgsteward::jobs::JobLogKind::Command)
+        .filter_map(|e| e.text.split(' ').next())
+        .filter_map(|p| p.rsplit('/').next().map(str::to_string))
+        .collect();
+    assert_eq!(programs[..2], ["initdb", "pg_ctl"], "{programs:?}");
+    assert!(programs.iter().any(|p| p == "pg_restore"), "{programs:?}");
 }
 on_each_version!(recovery_test_restores_into_a_throwaway_server_while_writes_go_on);

@@ -540,6 +540,26 @@ async fn copy_to_second_bucket_verifies_and_lists_the_same(major: u32) {
     assert_eq!(v["copied"].as_array().unwrap().len(), 0);
     assert_eq!(v["already_there"].as_array().unwrap().len(), 2);
 
+    // Each copy job, the refused one included, is in the project's job history.
+    let copies: Vec<_> = home
+        .st
+        .job_runs("app", 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "copy")
+        .map(|r| (r.outcome, r.code))
+        .collect();
+    assert_eq!(
+        copies,
+        vec![
+            ("succeeded".to_string(), None),
+            ("succeeded".to_string(), None),
+            ("failed".to_string(), Some("invalid_input".to_string())),
+        ],
+        "newest first"
+    );
+
     // The copies are byte-identical and restorable from the second bucket.
     for id in &ids {
         let src = s3.bucket_dir(BUCKET).join("pgsteward/test/app").join(id);
