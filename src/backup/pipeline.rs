@@ -40,7 +40,7 @@ enum ToSealer {
 pub struct SealPipe(SealInner);
 
 enum SealInner {
-    Direct(Sealed),
+    Direct(Box<Sealed>),
     Threaded {
         tx: Option<SyncSender<ToSealer>>,
         buf: Vec<u8>,
@@ -52,7 +52,7 @@ impl SealPipe {
     /// `threaded`: hand the sealing to a second thread (worth it above [`THREADED_MIN`]).
     pub fn new(sealed: Sealed, threaded: bool) -> SealPipe {
         if !threaded {
-            return SealPipe(SealInner::Direct(sealed));
+            return SealPipe(SealInner::Direct(Box::new(sealed)));
         }
         let (tx, rx) = sync_channel::<ToSealer>(IN_FLIGHT);
         let worker = std::thread::spawn(move || {
@@ -146,7 +146,7 @@ type Opener = OpenReader<Box<dyn Read + Send>>;
 pub struct Prefetch(PrefetchInner);
 
 enum PrefetchInner {
-    Direct(Opener),
+    Direct(Box<Opener>),
     Threaded {
         rx: Receiver<FromOpener>,
         cur: Vec<u8>,
@@ -158,7 +158,7 @@ enum PrefetchInner {
 impl Prefetch {
     pub fn new(mut opener: Opener, threaded: bool) -> Prefetch {
         if !threaded {
-            return Prefetch(PrefetchInner::Direct(opener));
+            return Prefetch(PrefetchInner::Direct(Box::new(opener)));
         }
         let (tx, rx) = sync_channel(IN_FLIGHT);
         std::thread::spawn(move || loop {

@@ -198,12 +198,12 @@ impl Steward {
                 .await
                 .map_err(|e| Error::internal(format!("backup task: {e}")));
             // The snapshot was only needed until pg_dump took it.
-            if facts_failed {
-                snap.discard();
-            } else if sqlx::query(sql!("ROLLBACK"))
-                .execute(&mut *snap)
-                .await
-                .is_err()
+            // A failed read may have left the transaction unusable: then the connection goes.
+            if facts_failed
+                || sqlx::query(sql!("ROLLBACK"))
+                    .execute(&mut *snap)
+                    .await
+                    .is_err()
             {
                 snap.discard();
             }
