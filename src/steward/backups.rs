@@ -269,11 +269,10 @@ impl Steward {
             let snapshot: String = sqlx::query_scalar(sql!("SELECT pg_export_snapshot()"))
                 .fetch_one(&mut *snap)
                 .await?;
-            rep.phase("counting rows");
-            let tables = crate::backup::facts::read(&mut snap)
-                .await
-                .inspect_err(|_| snap.discard())?;
             let dump_estimate = self.dump_estimate(&pool).await;
+            // The facts are read while pg_dump runs (it has taken the snapshot by the time
+            // this transaction ends, below); the manifest waits for them.
+            let (facts_tx, facts_rx) = std::sync::mpsc::sync_channel(1);
             let job = tokio::task::spawn_blocking(move || {
                 let plan = BackupPlan {
                     storage: &storage,
@@ -289,7 +288,8 @@ impl Steward {
                         password: pw,
                     },
                     snapshot: Some(snapshot),
-                    tables,
+                    tables: Vec::new(),
+                    tables_later: Some(facts_rx),
                     options: opts.dump,
                     scratch_parent,
                     globals,
@@ -299,14 +299,19 @@ impl Steward {
                 drop(lock);
                 (m, rep)
             });
+            let facts = crate::backup::facts::read(&mut snap).await;
+            let facts_failed = facts.is_err();
+            let _ = facts_tx.send(facts);
             let out = job
                 .await
                 .map_err(|e| Error::internal(format!("backup task: {e}")));
             // The snapshot was only needed until pg_dump took it.
-            if sqlx::query(sql!("ROLLBACK"))
-                .execute(&mut *snap)
-                .await
-                .is_err()
+            // A failed read may have left the transaction unusable: then the connection goes.
+            if facts_failed
+                || sqlx::query(sql!("ROLLBACK"))
+                    .execute(&mut *snap)
+                    .await
+                    .is_err()
             {
                 snap.discard();
             }

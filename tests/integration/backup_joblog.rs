@@ -80,9 +80,6 @@ async fn the_job_log_names_pg_dump_keeps_no_password_and_outlives_the_job(major:
     assert!(seen.iter().any(|p| p.phase == "dumping"
         && p.total_bytes.is_some_and(|t| t > 0)
         && p.total_is_estimate));
-    assert!(seen
-        .iter()
-        .any(|p| p.phase == "storing" && p.total_bytes.is_some() && !p.total_is_estimate));
 
     // Afterwards, from a fresh core (another process would see the same): the run and its log.
     let later = Steward::open(home.path()).unwrap();
