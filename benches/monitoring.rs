@@ -268,10 +268,19 @@ async fn tps_rounds(
     secs: u64,
 ) {
     let (mut without, mut with, mut paired) = (Vec::new(), Vec::new(), Vec::new());
+    // CPU seconds while sampling: pgsteward's server backends, this process (the sampler's
+    // client side), and the whole machine.
+    let (mut backend_cpu, mut client_cpu, mut busy_cpu, mut sampled_secs) = (0.0, 0.0, 0.0, 0.0);
     for round in 0..rounds {
         let mut pair = [0.0; 2];
         for step in 0..2 {
             let sampled = (round % 2 == 0) == (step == 1);
+            let backends_before = steward_backends(server);
+            let (client_before, busy_before) = (
+                common::own_cpu_seconds(std::process::id()),
+                busy_cpu_seconds(),
+            );
+            let t0 = std::time::Instant::now();
             let bench = server.pgbench();
             let stop = Arc::new(AtomicBool::new(false));
             let sampler = sampled.then(|| {
@@ -294,6 +303,18 @@ async fn tps_rounds(
             .await
             .unwrap();
             stop.store(true, Ordering::SeqCst);
+            if sampled {
+                for (pid, after) in steward_backends(server) {
+                    let before = backends_before
+                        .iter()
+                        .find(|(p, _)| *p == pid)
+                        .map_or(0.0, |b| b.1);
+                    backend_cpu += after - before;
+                }
+                client_cpu += common::own_cpu_seconds(std::process::id()) - client_before;
+                busy_cpu += busy_cpu_seconds() - busy_before;
+                sampled_secs += t0.elapsed().as_secs_f64();
+            }
             if let Some(sampler) = sampler {
                 let samples = sampler.await.unwrap();
                 eprintln!("  ({label}, pair {round}: {samples} samples in {secs} s)");
@@ -325,6 +346,50 @@ async fn tps_rounds(
         sorted.first().copied().unwrap_or(0.0),
         sorted.last().copied().unwrap_or(0.0)
     );
+    if sampled_secs > 0.0 && busy_cpu > 0.0 {
+        println!(
+            "     CPU the sampler took while sampling: its server backends {:.1} ms/s, its client side {:.1} ms/s; \
+             {:.2} % (server) and {:.2} % (both) of the CPU the machine spent (the bound on the TPS loss of a \
+             CPU-bound workload)",
+            1000.0 * backend_cpu / sampled_secs,
+            1000.0 * client_cpu / sampled_secs,
+            100.0 * backend_cpu / busy_cpu,
+            100.0 * (backend_cpu + client_cpu) / busy_cpu
+        );
+    }
+}
+
+/// pgsteward's server backends and their CPU seconds so far.
+fn steward_backends(server: &Server) -> Vec<(u32, f64)> {
+    server
+        .sql(
+            "postgres",
+            "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE application_name = 'pgsteward'",
+        )
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .map(|pid| (pid, common::own_cpu_seconds(pid)))
+        .collect()
+}
+
+/// CPU seconds the machine spent busy (all cores, from /proc/stat).
+fn busy_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu = stat.lines().next().unwrap_or("");
+    let f: Vec<f64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait.
+    let busy: f64 = f
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum();
+    busy / 100.0
 }
 
 fn rounded(v: &[f64]) -> Vec<i64> {

@@ -165,6 +165,14 @@ async fn blocking_chain_is_a_tree_and_terminating_the_root_frees_it(major: u32) 
     let nc = find(root, c_pid).unwrap();
     assert_eq!(nc.blocked_by, c_blockers);
     assert!(nc.waiting_for_mode.is_some());
+    // The history sample counts the two lock requests waiting.
+    let sample = st.sample_now("p").await.unwrap();
+    let waiting = sample
+        .metrics
+        .iter()
+        .find(|m| m.metric == "locks_waiting")
+        .map(|m| m.value);
+    assert_eq!(waiting, Some(2.0), "{:?}", sample.failures);
 
     // pgsteward will not terminate the session it speaks through.
     let err = st
