@@ -188,6 +188,49 @@ pub struct Upload {
 }
 
 impl Sealer<'_> {
+    /// Start object `name`: its storage sink, sealed (on a thread of its own when `threaded`)
+    /// and compressed. Write the plaintext to it, then [`Sealer::finish`] it.
+    pub fn open(&self, name: &str, threaded: bool) -> Result<Encoder<SealPipe>> {
+        let sink = self.storage.create(&format!("{}/{name}", self.backup_id))?;
+        let aad = crypto::object_aad(self.repository, self.backup_id, name);
+        let sealed = SealPipe::new(
+            SealWriter::new(sink, self.dek, aad)
+                .map_err(|e| Error::from_io("writing the backup", e))?,
+            threaded,
+        );
+        Encoder::new(self.compression, sealed)
+            .map_err(|e| Error::from_io("starting the compression", e))
+    }
+
+    /// End an object [`Sealer::open`] started: flush its compression and last segment, commit
+    /// it to storage, and describe it for the manifest (`plain` bytes hashed by `hasher`).
+    pub fn finish(
+        &self,
+        enc: Encoder<SealPipe>,
+        name: String,
+        content: String,
+        plain: u64,
+        hasher: Sha256,
+    ) -> Result<ObjectEntry> {
+        let sealed = enc
+            .finish()
+            .map_err(|e| Error::from_io("finishing the compression", e))?;
+        let (sink, stored_bytes, stored_digest) = sealed
+            .finish()
+            .map_err(|e| Error::from_io("writing the backup", e))?;
+        sink.commit()?;
+        Ok(ObjectEntry {
+            name,
+            content,
+            codec: self.compression.codec().into(),
+            plaintext_bytes: plain,
+            plaintext_sha256: hex::encode(hasher.finalize()),
+            stored_bytes,
+            stored_sha256: hex::encode(stored_digest),
+            segment_size: SEGMENT as u32,
+        })
+    }
+
     /// Compress, seal and store one file; returns its manifest entry.
     pub fn store(&self, up: &Upload, total: &AtomicU64, stop: &AtomicBool) -> Result<ObjectEntry> {
         let mut file = fs::File::open(&up.path).map_err(|e| Error::io("reading a dump file", e))?;
@@ -195,17 +238,7 @@ impl Sealer<'_> {
             .metadata()
             .map_err(|e| Error::io("reading a dump file", e))?
             .len();
-        let sink = self
-            .storage
-            .create(&format!("{}/{}", self.backup_id, up.name))?;
-        let aad = crypto::object_aad(self.repository, self.backup_id, &up.name);
-        let sealed = SealPipe::new(
-            SealWriter::new(sink, self.dek, aad)
-                .map_err(|e| Error::from_io("writing the backup", e))?,
-            len >= THREADED_MIN,
-        );
-        let mut enc = Encoder::new(self.compression, sealed)
-            .map_err(|e| Error::from_io("starting the compression", e))?;
+        let mut enc = self.open(&up.name, len >= THREADED_MIN)?;
         let mut hasher = Sha256::new();
         let mut plain = 0u64;
         let mut buf = vec![0u8; CHUNK];
@@ -228,23 +261,7 @@ impl Sealer<'_> {
                 .map_err(|e| Error::from_io("writing the backup", e))?;
             total.fetch_add(n as u64, Ordering::Relaxed);
         }
-        let sealed = enc
-            .finish()
-            .map_err(|e| Error::from_io("finishing the compression", e))?;
-        let (sink, stored_bytes, stored_digest) = sealed
-            .finish()
-            .map_err(|e| Error::from_io("writing the backup", e))?;
-        sink.commit()?;
-        Ok(ObjectEntry {
-            name: up.name.clone(),
-            content: up.content.clone(),
-            codec: self.compression.codec().into(),
-            plaintext_bytes: plain,
-            plaintext_sha256: hex::encode(hasher.finalize()),
-            stored_bytes,
-            stored_sha256: hex::encode(stored_digest),
-            segment_size: SEGMENT as u32,
-        })
+        self.finish(enc, up.name.clone(), up.content.clone(), plain, hasher)
     }
 }
 

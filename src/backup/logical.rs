@@ -16,10 +16,10 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::codec::{Compression, Decoder, Encoder};
-use super::crypto::{self, OpenReader, SealWriter, SEGMENT};
+use super::codec::{Compression, Decoder};
+use super::crypto::{self, OpenReader};
 use super::directory::{self, Sealer, Upload, GLOBALS_FILE};
-use super::pipeline::{Prefetch, SealPipe, THREADED_MIN};
+use super::pipeline::{Prefetch, THREADED_MIN};
 use super::repo::{Manifest, ObjectEntry, Storage, FORMAT_VERSION, MANIFEST};
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{CancelToken, Reporter};
@@ -325,16 +325,7 @@ fn stream_custom(
     let stderr = collect_stderr(&mut child);
     let mut stdout = child.stdout.take().expect("stdout piped");
 
-    let sink = sealer
-        .storage
-        .create(&format!("{}/{name}", sealer.backup_id))?;
-    let aad = crypto::object_aad(sealer.repository, sealer.backup_id, &name);
-    let sealed = SealPipe::new(
-        SealWriter::new(sink, sealer.dek, aad).map_err(|e| Error::io("writing the backup", e))?,
-        true,
-    );
-    let mut encoder = Encoder::new(sealer.compression, sealed)
-        .map_err(|e| Error::io("starting the compression", e))?;
+    let mut encoder = sealer.open(&name, true)?;
     let mut hasher = Sha256::new();
     let mut total: u64 = 0;
     let mut buf = vec![0u8; CHUNK];
@@ -370,24 +361,15 @@ fn stream_custom(
         return Err(tool_failed("pg_dump", &err_text));
     }
     rep.stderr("pg_dump", &err_text);
-    let sealed = encoder
-        .finish()
-        .map_err(|e| Error::from_io("finishing the compression", e))?;
-    let (sink, stored_bytes, stored_digest) = sealed
-        .finish()
-        .map_err(|e| Error::from_io("writing the backup", e))?;
-    sink.commit()?;
-    rep.bytes(total);
-    Ok(ObjectEntry {
+    let entry = sealer.finish(
+        encoder,
         name,
-        content: "pg_dump custom archive".into(),
-        codec: sealer.compression.codec().into(),
-        plaintext_bytes: total,
-        plaintext_sha256: hex::encode(hasher.finalize()),
-        stored_bytes,
-        stored_sha256: hex::encode(stored_digest),
-        segment_size: SEGMENT as u32,
-    })
+        "pg_dump custom archive".into(),
+        total,
+        hasher,
+    )?;
+    rep.bytes(total);
+    Ok(entry)
 }
 
 pub(crate) fn corrupt(backup_id: &str, why: impl std::fmt::Display) -> Error {

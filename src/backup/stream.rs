@@ -30,11 +30,9 @@ use std::time::Duration;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use sha2::{Digest, Sha256};
 
-use super::codec::Encoder;
-use super::crypto::{self, SealWriter, SEGMENT};
 use super::directory::{Sealer, Upload, DUMP_PREFIX};
 use super::logical::{collect_stderr, tool_failed, ToolInvocation};
-use super::pipeline::{SealPipe, THREADED_MIN};
+use super::pipeline::THREADED_MIN;
 use super::repo::ObjectEntry;
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{CancelToken, Reporter};
@@ -108,17 +106,7 @@ fn follow(
         let st = shared.lock();
         !is_closed(&st)
     } || file.metadata().map(|m| m.len()).unwrap_or(0) >= THREADED_MIN;
-    let sink = sealer
-        .storage
-        .create(&format!("{}/{}", sealer.backup_id, up.name))?;
-    let aad = crypto::object_aad(sealer.repository, sealer.backup_id, &up.name);
-    let sealed = SealPipe::new(
-        SealWriter::new(sink, sealer.dek, aad)
-            .map_err(|e| Error::from_io("writing the backup", e))?,
-        threaded,
-    );
-    let mut enc = Encoder::new(sealer.compression, sealed)
-        .map_err(|e| Error::from_io("starting the compression", e))?;
+    let mut enc = sealer.open(&up.name, threaded)?;
     let mut hasher = Sha256::new();
     let mut plain = 0u64;
     let mut buf = vec![0u8; CHUNK];
@@ -149,23 +137,7 @@ fn follow(
             let _ = shared.changed.wait_timeout(st, TICK);
         }
     }
-    let sealed = enc
-        .finish()
-        .map_err(|e| Error::from_io("finishing the compression", e))?;
-    let (sink, stored_bytes, stored_digest) = sealed
-        .finish()
-        .map_err(|e| Error::from_io("writing the backup", e))?;
-    sink.commit()?;
-    Ok(ObjectEntry {
-        name: up.name.clone(),
-        content: up.content.clone(),
-        codec: sealer.compression.codec().into(),
-        plaintext_bytes: plain,
-        plaintext_sha256: hex::encode(hasher.finalize()),
-        stored_bytes,
-        stored_sha256: hex::encode(stored_digest),
-        segment_size: SEGMENT as u32,
-    })
+    sealer.finish(enc, up.name.clone(), up.content.clone(), plain, hasher)
 }
 
 fn read_events(ino: &Inotify, shared: &Shared) {
