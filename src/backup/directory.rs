@@ -242,26 +242,48 @@ impl Sealer<'_> {
         let mut hasher = Sha256::new();
         let mut plain = 0u64;
         let mut buf = vec![0u8; CHUNK];
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return Err(Error::new(
-                    ErrorCode::Cancelled,
-                    "The backup was cancelled.",
-                ));
-            }
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("reading a dump file", e)),
-            };
-            hasher.update(&buf[..n]);
-            plain += n as u64;
-            enc.write_all(&buf[..n])
-                .map_err(|e| Error::from_io("writing the backup", e))?;
-            total.fetch_add(n as u64, Ordering::Relaxed);
-        }
+        read_into_object(
+            &mut file,
+            &mut enc,
+            &mut hasher,
+            &mut plain,
+            total,
+            stop,
+            &mut buf,
+        )?;
         self.finish(enc, up.name.clone(), up.content.clone(), plain, hasher)
+    }
+}
+
+/// Read `file` up to its current end into an object [`Sealer::open`] started: each chunk is
+/// hashed, counted (in `plain` and `total`) and written. A `stop` ends it as cancelled.
+pub(crate) fn read_into_object(
+    file: &mut fs::File,
+    enc: &mut Encoder<SealPipe>,
+    hasher: &mut Sha256,
+    plain: &mut u64,
+    total: &AtomicU64,
+    stop: &AtomicBool,
+    buf: &mut [u8],
+) -> Result<()> {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(Error::new(
+                ErrorCode::Cancelled,
+                "The backup was cancelled.",
+            ));
+        }
+        let n = match file.read(buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("reading a dump file", e)),
+        };
+        hasher.update(&buf[..n]);
+        *plain += n as u64;
+        enc.write_all(&buf[..n])
+            .map_err(|e| Error::from_io("writing the backup", e))?;
+        total.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 

@@ -18,7 +18,6 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fs;
-use std::io::{self, Read, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -30,7 +29,7 @@ use std::time::Duration;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use sha2::{Digest, Sha256};
 
-use super::directory::{Sealer, Upload, DUMP_PREFIX};
+use super::directory::{read_into_object, Sealer, Upload, DUMP_PREFIX};
 use super::logical::{collect_stderr, tool_failed, ToolInvocation};
 use super::pipeline::THREADED_MIN;
 use super::repo::ObjectEntry;
@@ -113,22 +112,15 @@ fn follow(
     loop {
         // Seen closed before reading to the end: then the end is the file's end.
         let closed = is_closed(&shared.lock());
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return Err(cancelled());
-            }
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("reading a dump file", e)),
-            };
-            hasher.update(&buf[..n]);
-            plain += n as u64;
-            enc.write_all(&buf[..n])
-                .map_err(|e| Error::from_io("writing the backup", e))?;
-            total.fetch_add(n as u64, Ordering::Relaxed);
-        }
+        read_into_object(
+            &mut file,
+            &mut enc,
+            &mut hasher,
+            &mut plain,
+            total,
+            stop,
+            &mut buf,
+        )?;
         if closed {
             break;
         }
