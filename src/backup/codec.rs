@@ -4,7 +4,7 @@
 //! reader picks the decoder per object. The encoder sits between the plaintext and the sealing
 //! writer; the decoder between the opening reader and the consumer.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -127,24 +127,24 @@ impl<W: Write> Write for Encoder<W> {
 }
 
 /// A decompressing reader over `R`.
-pub enum Decoder<R: Read> {
-    Zstd(zstd::stream::read::Decoder<'static, io::BufReader<R>>),
-    Gzip(flate2::read::GzDecoder<R>),
+pub enum Decoder<R: BufRead> {
+    Zstd(zstd::stream::read::Decoder<'static, R>),
+    Gzip(flate2::bufread::GzDecoder<R>),
     None(R),
 }
 
-impl<R: Read> Decoder<R> {
+impl<R: BufRead> Decoder<R> {
     pub fn new(c: Compression, inner: R) -> io::Result<Self> {
         Ok(match c {
-            Compression::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::new(inner)?),
-            Compression::Gzip => Decoder::Gzip(flate2::read::GzDecoder::new(inner)),
+            Compression::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(inner)?),
+            Compression::Gzip => Decoder::Gzip(flate2::bufread::GzDecoder::new(inner)),
             Compression::None => Decoder::None(inner),
         })
     }
 
     pub fn get_ref(&self) -> &R {
         match self {
-            Decoder::Zstd(d) => d.get_ref().get_ref(),
+            Decoder::Zstd(d) => d.get_ref(),
             Decoder::Gzip(d) => d.get_ref(),
             Decoder::None(r) => r,
         }
@@ -161,7 +161,7 @@ impl<R: Read> Decoder<R> {
     }
 }
 
-impl<R: Read> Read for Decoder<R> {
+impl<R: BufRead> Read for Decoder<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Decoder::Zstd(d) => d.read(buf),

@@ -5,8 +5,6 @@
 //! derived key seals the backup key with AES-256-GCM, the associated data binding the kit to its
 //! project, repository and key id. The kit file holds no secret in the clear.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine;
 use rand::RngCore;
@@ -133,15 +131,7 @@ pub fn export(
             .into(),
     };
     let k = derive(passphrase, &kit.kdf)?;
-    let ct = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(k.as_ref()))
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: kek,
-                aad: &aad(&kit),
-            },
-        )
-        .map_err(|_| Error::internal("sealing the recovery kit failed"))?;
+    let ct = crypto::Gcm::new(&k).seal(nonce, &aad(&kit), kek);
     kit.sealed_key = enc.encode(ct);
     Ok(kit)
 }
@@ -159,22 +149,15 @@ pub fn open(kit: &RecoveryKit, passphrase: &str) -> Result<Zeroizing<[u8; 32]>> 
     if nonce.len() != 12 {
         return Err(Error::invalid_input("the recovery kit is not readable"));
     }
-    let pt = Zeroizing::new(
-        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(k.as_ref()))
-            .decrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &b64(&kit.sealed_key)?,
-                    aad: &aad(kit),
-                },
+    let nonce: [u8; 12] = nonce.as_slice().try_into().expect("checked: 12 bytes");
+    let pt = crypto::Gcm::new(&k)
+        .open(nonce, &aad(kit), &b64(&kit.sealed_key)?)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::WrongKey,
+                "The passphrase does not open this recovery kit (or the kit was altered).",
             )
-            .map_err(|_| {
-                Error::new(
-                    ErrorCode::WrongKey,
-                    "The passphrase does not open this recovery kit (or the kit was altered).",
-                )
-            })?,
-    );
+        })?;
     if pt.len() != 32 {
         return Err(Error::invalid_input(
             "the recovery kit holds no 256-bit key",

@@ -6,17 +6,19 @@
 //! it splits cleanly:
 //! - writing ([`SealPipe`]): the caller compresses and hashes the plaintext; a second thread
 //!   seals the compressed bytes, hashes what is stored and writes it to the storage;
-//! - reading ([`Prefetch`]): a second thread reads from the storage, hashes the stored bytes
-//!   and authenticates and decrypts the segments; the caller decompresses and hashes the
-//!   plaintext.
+//! - reading ([`Prefetch`]): a second thread reads from the storage and authenticates and
+//!   decrypts the segments (authentication stands in for a digest of the stored bytes); the
+//!   caller decompresses and hashes the plaintext.
 //!
 //! The stages hand over chunks through a bounded channel (a few MiB in flight). Errors keep
 //! their `io::Error` form, so the storage's own errors and authentication failures are told
 //! apart exactly as without the pipeline. Small objects skip the second thread.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
+
+use sha2::{Digest, Sha256};
 
 use super::crypto::{OpenReader, SealWriter};
 use super::repo::ObjectWriter;
@@ -135,23 +137,94 @@ impl Write for SealPipe {
 
 enum FromOpener {
     Data(Vec<u8>),
-    End(u64, [u8; 32]),
+    End(u64),
     Failed(io::Error),
+}
+
+/// SHA-256 of a stream, taken on its own thread for large objects: reading an object back is
+/// three stages (authenticate, decompress, hash) of which hashing the plaintext is the second
+/// heaviest, so it gets a thread of its own. Buffers go back to the caller for reuse.
+pub struct Digester(DigestInner);
+
+enum DigestInner {
+    Direct(Sha256),
+    Threaded {
+        tx: SyncSender<Vec<u8>>,
+        spare: Receiver<Vec<u8>>,
+        buf: Vec<u8>,
+        worker: JoinHandle<[u8; 32]>,
+    },
+}
+
+impl Digester {
+    pub fn new(threaded: bool) -> Digester {
+        if !threaded {
+            return Digester(DigestInner::Direct(Sha256::new()));
+        }
+        let (tx, rx) = sync_channel::<Vec<u8>>(IN_FLIGHT);
+        let (back, spare) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
+        let worker = std::thread::spawn(move || {
+            let mut h = Sha256::new();
+            for mut chunk in rx {
+                h.update(&chunk);
+                chunk.clear();
+                let _ = back.try_send(chunk);
+            }
+            h.finalize().into()
+        });
+        Digester(DigestInner::Threaded {
+            tx,
+            spare,
+            buf: Vec::with_capacity(HANDOFF),
+            worker,
+        })
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match &mut self.0 {
+            DigestInner::Direct(h) => h.update(data),
+            DigestInner::Threaded { tx, spare, buf, .. } => {
+                buf.extend_from_slice(data);
+                if buf.len() >= HANDOFF {
+                    let next = spare
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(HANDOFF));
+                    // The thread only stops when the sender is dropped.
+                    let _ = tx.send(std::mem::replace(buf, next));
+                }
+            }
+        }
+    }
+
+    pub fn finish(self) -> [u8; 32] {
+        match self.0 {
+            DigestInner::Direct(h) => h.finalize().into(),
+            DigestInner::Threaded {
+                tx, buf, worker, ..
+            } => {
+                let _ = tx.send(buf);
+                drop(tx);
+                worker.join().expect("the hashing thread does not panic")
+            }
+        }
+    }
 }
 
 type Opener = OpenReader<Box<dyn Read + Send>>;
 
 /// A reader of an object's authenticated plaintext (still compressed), decrypted ahead on a
-/// second thread for large objects.
+/// second thread for large objects. It is a `BufRead`, so the decompressor reads the handed-over
+/// chunks in place; spent chunks go back to the thread for reuse.
 pub struct Prefetch(PrefetchInner);
 
 enum PrefetchInner {
     Direct(Box<Opener>),
     Threaded {
         rx: Receiver<FromOpener>,
+        spent: SyncSender<Vec<u8>>,
         cur: Vec<u8>,
         pos: usize,
-        end: Option<(u64, [u8; 32])>,
+        end: Option<u64>,
     },
 }
 
@@ -161,13 +234,20 @@ impl Prefetch {
             return Prefetch(PrefetchInner::Direct(Box::new(opener)));
         }
         let (tx, rx) = sync_channel(IN_FLIGHT);
+        let (spent, reuse) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
         std::thread::spawn(move || loop {
-            let mut chunk = vec![0u8; HANDOFF];
-            let mut filled = 0;
-            while filled < HANDOFF {
-                match opener.read(&mut chunk[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
+            let mut chunk = reuse
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(HANDOFF));
+            chunk.clear();
+            while chunk.len() < HANDOFF {
+                match opener.fill_buf() {
+                    Ok([]) => break,
+                    Ok(plain) => {
+                        let n = plain.len().min(HANDOFF - chunk.len());
+                        chunk.extend_from_slice(&plain[..n]);
+                        opener.consume(n);
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         let _ = tx.send(FromOpener::Failed(e));
@@ -175,58 +255,77 @@ impl Prefetch {
                     }
                 }
             }
-            if filled == 0 {
-                let (n, digest) = opener.stored_digest();
-                let _ = tx.send(FromOpener::End(n, digest));
+            if chunk.is_empty() {
+                let _ = tx.send(FromOpener::End(opener.stored_len()));
                 return;
             }
-            chunk.truncate(filled);
             if tx.send(FromOpener::Data(chunk)).is_err() {
                 return; // the reader was dropped
             }
         });
         Prefetch(PrefetchInner::Threaded {
             rx,
+            spent,
             cur: Vec::new(),
             pos: 0,
             end: None,
         })
     }
 
-    /// Stored size and SHA-256 of everything read so far (the whole object once drained).
-    pub fn stored_digest(&self) -> (u64, [u8; 32]) {
+    /// Stored bytes read so far (the whole object's size once drained).
+    pub fn stored_len(&self) -> u64 {
         match &self.0 {
-            PrefetchInner::Direct(o) => o.stored_digest(),
-            PrefetchInner::Threaded { end, .. } => end.unwrap_or((0, [0; 32])),
+            PrefetchInner::Direct(o) => o.stored_len(),
+            PrefetchInner::Threaded { end, .. } => end.unwrap_or(0),
+        }
+    }
+}
+
+impl BufRead for Prefetch {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match &mut self.0 {
+            PrefetchInner::Direct(o) => o.fill_buf(),
+            PrefetchInner::Threaded {
+                rx,
+                spent,
+                cur,
+                pos,
+                end,
+            } => {
+                while *pos >= cur.len() {
+                    if end.is_some() {
+                        return Ok(&[]);
+                    }
+                    match rx.recv() {
+                        Ok(FromOpener::Data(d)) => {
+                            let _ = spent.try_send(std::mem::replace(cur, d));
+                            *pos = 0;
+                        }
+                        Ok(FromOpener::End(n)) => *end = Some(n),
+                        Ok(FromOpener::Failed(e)) => return Err(e),
+                        Err(_) => return Err(io::Error::other("the reading thread stopped")),
+                    }
+                }
+                Ok(&cur[*pos..])
+            }
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        match &mut self.0 {
+            PrefetchInner::Direct(o) => o.consume(n),
+            PrefetchInner::Threaded { pos, .. } => *pos += n,
         }
     }
 }
 
 impl Read for Prefetch {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &mut self.0 {
-            PrefetchInner::Direct(o) => o.read(buf),
-            PrefetchInner::Threaded { rx, cur, pos, end } => {
-                while *pos >= cur.len() {
-                    if end.is_some() {
-                        return Ok(0);
-                    }
-                    match rx.recv() {
-                        Ok(FromOpener::Data(d)) => {
-                            *cur = d;
-                            *pos = 0;
-                        }
-                        Ok(FromOpener::End(n, digest)) => *end = Some((n, digest)),
-                        Ok(FromOpener::Failed(e)) => return Err(e),
-                        Err(_) => return Err(io::Error::other("the reading thread stopped")),
-                    }
-                }
-                let n = buf.len().min(cur.len() - *pos);
-                buf[..n].copy_from_slice(&cur[*pos..*pos + n]);
-                *pos += n;
-                Ok(n)
-            }
-        }
+        let avail = self.fill_buf()?;
+        let n = buf.len().min(avail.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
     }
 }
 
@@ -284,11 +383,28 @@ mod tests {
                 let mut back = Vec::new();
                 r.read_to_end(&mut back).unwrap();
                 assert_eq!(back, data);
-                assert_eq!(r.stored_digest(), (n, digest));
+                assert_eq!(r.stored_len(), n);
+                assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&stored)));
             }
             outs.push(stored.len());
         }
         assert_eq!(outs[0], outs[1]);
+    }
+
+    #[test]
+    fn the_threaded_digest_equals_the_direct_one() {
+        let data: Vec<u8> = (0..2_500_003u32).map(|i| (i * 13 % 251) as u8).collect();
+        for threaded in [false, true] {
+            let mut d = Digester::new(threaded);
+            for c in data.chunks(70_001) {
+                d.update(c);
+            }
+            assert_eq!(
+                d.finish(),
+                <[u8; 32]>::from(Sha256::digest(&data)),
+                "{threaded}"
+            );
+        }
     }
 
     #[test]
