@@ -21,7 +21,9 @@ use sha2::{Digest, Sha256};
 
 use super::codec::{Compression, Encoder};
 use super::crypto::{self, SealWriter, SEGMENT};
-use super::logical::{collect_stderr, corrupt, map_object_err, open_plaintext, tool_failed};
+use super::logical::{
+    collect_stderr, corrupt, map_object_err, open_plaintext, tool_failed, Plaintext,
+};
 use super::logical::{RestoreMode, ToolInvocation};
 use super::pipeline::{Digester, SealPipe, THREADED_MIN};
 use super::repo::{Manifest, ObjectEntry, Storage};
@@ -35,6 +37,20 @@ pub const GLOBALS_FILE: &str = "globals.sql";
 pub const MAX_JOBS: usize = 8;
 const CHUNK: usize = 256 * 1024;
 const TICK: Duration = Duration::from_millis(100);
+
+/// Sleeps for polling a short or long wait: from 2 ms, doubling up to [`TICK`], so quick
+/// commands do not each cost a whole tick.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff(Duration::from_millis(2))
+    }
+    fn sleep(&mut self) {
+        std::thread::sleep(self.0);
+        self.0 = (self.0 * 2).min(TICK);
+    }
+}
 
 /// `BACKUP_JOBS`, else the number of CPUs; at least 1, at most 8.
 pub fn jobs_from_env() -> Result<usize> {
@@ -84,7 +100,7 @@ pub fn render(program: &Path, args: &[String]) -> String {
 }
 
 /// Run a client program to completion in its own process group; a cancel kills the group.
-/// `tick` runs every 100 ms while it works.
+/// `tick` runs at least every 100 ms while it works.
 pub(crate) fn run_tool(
     tool: &ToolInvocation,
     args: &[String],
@@ -101,6 +117,7 @@ pub(crate) fn run_tool(
         )
     })?;
     let stderr = collect_stderr(&mut child);
+    let mut backoff = Backoff::new();
     loop {
         match child.try_wait() {
             Ok(Some(status)) => {
@@ -125,7 +142,7 @@ pub(crate) fn run_tool(
             ));
         }
         tick();
-        std::thread::sleep(TICK);
+        backoff.sleep();
     }
 }
 
@@ -334,12 +351,13 @@ pub fn parallel<I: Sync, T: Send>(
                 })
             })
             .collect();
+        let mut backoff = Backoff::new();
         while workers.iter().any(|w| !w.is_finished()) {
             if cancel.is_cancelled() {
                 stop.store(true, Ordering::Relaxed);
             }
             rep.bytes(progress.load(Ordering::Relaxed));
-            std::thread::sleep(TICK);
+            backoff.sleep();
         }
     });
     rep.bytes(progress.load(Ordering::Relaxed));
@@ -408,10 +426,30 @@ fn fetch_object(
         }
         total.fetch_add(n as u64, Ordering::Relaxed);
     }
+    check_end(id, obj, &mut dec, plain, hasher)?;
+    // No fsync: the scratch folder is read back at once and removed; a crash leaves nothing
+    // to trust in it anyway.
+    match out {
+        Some(out) => out
+            .into_inner()
+            .map(drop)
+            .map_err(|e| Error::io("writing the fetched backup", e.into_error())),
+        None => Ok(()),
+    }
+}
+
+/// The checks once an object was read to its end: nothing left unread (the stored bytes were
+/// authenticated segment by segment, so their count is what is left to check), then the
+/// plaintext's size and SHA-256 against the manifest.
+pub(crate) fn check_end(
+    id: &str,
+    obj: &ObjectEntry,
+    dec: &mut Plaintext,
+    plain: u64,
+    hasher: Digester,
+) -> Result<()> {
     dec.drain_inner()
         .map_err(|e| map_object_err(id, &obj.name, e))?;
-    // The stored bytes were authenticated segment by segment; their count shows nothing was
-    // left unread.
     let stored = dec.get_ref().stored_len();
     if plain != obj.plaintext_bytes || hex::encode(hasher.finish()) != obj.plaintext_sha256 {
         return Err(corrupt(
@@ -425,15 +463,7 @@ fn fetch_object(
             format!("{} has trailing or missing bytes", obj.name),
         ));
     }
-    // No fsync: the scratch folder is read back at once and removed; a crash leaves nothing
-    // to trust in it anyway.
-    match out {
-        Some(out) => out
-            .into_inner()
-            .map(drop)
-            .map_err(|e| Error::io("writing the fetched backup", e.into_error())),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// Authenticate, decompress and hash one object without keeping it (full verify).
@@ -448,9 +478,9 @@ pub fn check_object(
     fetch_object(storage, manifest, dek, obj, None, total, stop)
 }
 
-/// Fetch and authenticate every object of a directory-format backup: the dump files into
-/// `dump_dir` (created), the globals to `globals` when given (else they are only checked).
-/// Returns the plaintext bytes of the dump files.
+/// Fetch and authenticate every object of a directory-format backup but those named in
+/// `skip`: the dump files into `dump_dir` (created), the globals to `globals` when given (else
+/// they are only checked). Returns the plaintext bytes of the dump files.
 #[allow(clippy::too_many_arguments)]
 pub fn fetch(
     storage: &dyn Storage,
@@ -458,6 +488,7 @@ pub fn fetch(
     dek: &[u8; 32],
     dump_dir: &Path,
     globals: Option<&Path>,
+    skip: &[&str],
     jobs: usize,
     rep: &mut Reporter,
     cancel: &CancelToken,
@@ -466,6 +497,9 @@ pub fn fetch(
     fs::create_dir_all(dump_dir).map_err(|e| Error::io("creating the restore folder", e))?;
     let mut work: Vec<(&ObjectEntry, Option<PathBuf>)> = Vec::new();
     for obj in &manifest.objects {
+        if skip.contains(&obj.name.as_str()) {
+            continue;
+        }
         if let Some(file) = dump_file(obj) {
             work.push((obj, Some(dump_dir.join(file))));
         } else if is_globals(obj) {
@@ -506,16 +540,8 @@ pub fn fetch(
         .sum())
 }
 
-/// `pg_restore` of a fetched dump folder. Into the same database (`clean`), or with one job,
-/// it runs in one transaction; otherwise with `jobs` parallel jobs (pg_restore cannot combine
-/// them with one transaction), into a new database that is dropped again if it fails.
-pub fn restore_folder(
-    dump_dir: &Path,
-    tool: &ToolInvocation,
-    mode: RestoreMode,
-    rep: &mut Reporter,
-    cancel: &CancelToken,
-) -> Result<Vec<String>> {
+/// `pg_restore`'s options for `mode`, without the folder.
+pub(crate) fn restore_args(tool: &ToolInvocation, mode: RestoreMode) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "--format=directory".into(),
         "--exit-on-error".into(),
@@ -533,6 +559,20 @@ pub fn restore_folder(
     if mode.no_owner {
         args.extend(["--no-owner".into(), "--no-privileges".into()]);
     }
+    args
+}
+
+/// `pg_restore` of a fetched dump folder. Into the same database (`clean`), or with one job,
+/// it runs in one transaction; otherwise with `jobs` parallel jobs (pg_restore cannot combine
+/// them with one transaction), into a new database that is dropped again if it fails.
+pub fn restore_folder(
+    dump_dir: &Path,
+    tool: &ToolInvocation,
+    mode: RestoreMode,
+    rep: &mut Reporter,
+    cancel: &CancelToken,
+) -> Result<Vec<String>> {
+    let mut args = restore_args(tool, mode);
     args.push(dump_dir.display().to_string());
     rep.phase("restoring");
     let line = render(&tool.program, &args);

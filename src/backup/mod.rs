@@ -17,6 +17,7 @@ pub mod restore;
 pub mod retention;
 pub mod s3;
 pub mod scratch;
+pub mod split_copy;
 pub mod storage;
 pub mod stream;
 pub mod verify;

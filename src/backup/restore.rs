@@ -3,7 +3,8 @@
 //!
 //! Into the same database a restore is always one transaction with one job. A directory-format
 //! backup into a new database runs `pg_restore --jobs=N` (which cannot be one transaction); the
-//! caller drops that new database again when the restore fails.
+//! caller drops that new database again when the restore fails. There, big tables are not
+//! fetched first: [`super::split_copy`] streams their authenticated rows over N COPY sessions.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,7 +15,8 @@ use super::logical::{
     collect_stderr, custom_object, map_read_err, open_plaintext, tool_failed, unwrap_dek, verify,
     ToolInvocation,
 };
-use super::repo::{Manifest, Storage};
+use super::repo::{Manifest, ObjectEntry, Storage};
+use super::split_copy;
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{CancelToken, Reporter};
 
@@ -38,6 +40,8 @@ pub struct Prepared {
     scratch: super::scratch::Scratch,
     folder: bool,
     globals: bool,
+    /// Big tables' data left in the repository, loaded over several sessions at restore.
+    streamed: Vec<String>,
 }
 
 impl Prepared {
@@ -51,36 +55,57 @@ impl Prepared {
     pub fn has_globals(&self) -> bool {
         self.globals
     }
+    /// Whether every object was authenticated already (else the big tables are, while they
+    /// load).
+    pub fn checked_everything(&self) -> bool {
+        self.streamed.is_empty()
+    }
 }
 
 /// Authenticate every object of a backup, fetching a directory-format dump (and the globals)
-/// into a private scratch folder under `scratch_parent`. Nothing reaches a server here.
+/// into a private scratch folder under `scratch_parent`. Nothing reaches a server here. Big
+/// tables of a directory-format backup restored into a new database with several jobs are left
+/// for [`restore`], which authenticates them as it loads them.
 pub fn prepare(
     storage: &dyn Storage,
     kek: &[u8; 32],
     manifest: &Manifest,
     scratch_parent: &Path,
-    jobs: usize,
+    mode: RestoreMode,
     rep: &mut Reporter,
     cancel: &CancelToken,
 ) -> Result<Prepared> {
     let dek = unwrap_dek(manifest, kek)?;
     let scratch = super::scratch::scratch(scratch_parent)?;
     let globals_obj = manifest.objects.iter().find(|o| directory::is_globals(o));
+    let folder = manifest.is_directory();
+    let streamed = if folder && !mode.clean && mode.jobs > 1 {
+        manifest
+            .objects
+            .iter()
+            .filter(|o| split_copy::splittable(o))
+            .map(|o| o.name.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let prepared = Prepared {
         scratch,
-        folder: manifest.is_directory(),
+        folder,
         globals: globals_obj.is_some(),
+        streamed,
     };
     if prepared.folder {
         let globals = prepared.globals_file();
+        let skip: Vec<&str> = prepared.streamed.iter().map(String::as_str).collect();
         directory::fetch(
             storage,
             manifest,
             &dek,
             &prepared.dump_dir(),
             Some(&globals),
-            jobs,
+            &skip,
+            mode.jobs,
             rep,
             cancel,
         )?;
@@ -108,7 +133,20 @@ pub fn restore(
     cancel: &CancelToken,
 ) -> Result<u64> {
     if prepared.folder {
-        directory::restore_folder(&prepared.dump_dir(), restore_tool, mode, rep, cancel)?;
+        if prepared.checked_everything() {
+            directory::restore_folder(&prepared.dump_dir(), restore_tool, mode, rep, cancel)?;
+        } else {
+            restore_streamed(
+                storage,
+                kek,
+                manifest,
+                prepared,
+                restore_tool,
+                mode,
+                rep,
+                cancel,
+            )?;
+        }
         return Ok(manifest
             .objects
             .iter()
@@ -117,6 +155,64 @@ pub fn restore(
             .sum());
     }
     restore_stream(storage, kek, manifest, restore_tool, mode, rep, cancel)
+}
+
+/// Restore a directory-format backup whose big tables were left in the repository: loaded
+/// over several sessions by psql (found beside pg_restore), or, without one, fetched now and
+/// restored by pg_restore alone.
+#[allow(clippy::too_many_arguments)]
+fn restore_streamed(
+    storage: &dyn Storage,
+    kek: &[u8; 32],
+    manifest: &Manifest,
+    prepared: &Prepared,
+    restore_tool: &ToolInvocation,
+    mode: RestoreMode,
+    rep: &mut Reporter,
+    cancel: &CancelToken,
+) -> Result<()> {
+    let dek = unwrap_dek(manifest, kek)?;
+    let big: Vec<&ObjectEntry> = manifest
+        .objects
+        .iter()
+        .filter(|o| prepared.streamed.contains(&o.name))
+        .collect();
+    let psql_program = restore_tool.program.with_file_name("psql");
+    if !psql_program.is_file() {
+        rep.phase("fetching and authenticating the big tables");
+        for obj in &big {
+            let file = directory::dump_file(obj).expect("a dump file");
+            directory::fetch_one(
+                storage,
+                manifest,
+                &dek,
+                obj,
+                &prepared.dump_dir().join(file),
+            )?;
+        }
+        directory::restore_folder(&prepared.dump_dir(), restore_tool, mode, rep, cancel)?;
+        return Ok(());
+    }
+    let psql = ToolInvocation {
+        program: psql_program,
+        conninfo: restore_tool.conninfo.clone(),
+        password: restore_tool.password.clone(),
+    };
+    split_copy::SplitRestore {
+        storage,
+        manifest,
+        dek: &dek,
+        pg_restore: restore_tool,
+        psql: &psql,
+        mode,
+    }
+    .run(
+        &prepared.dump_dir(),
+        &prepared.scratch.path().join("split"),
+        &big,
+        rep,
+        cancel,
+    )
 }
 
 /// Apply the globals of a prepared backup with psql; returns the errors of statements that

@@ -147,13 +147,17 @@ impl Steward {
             let kek = kek.clone();
             let scratch = dir.path().join("scratch");
             tokio::task::spawn_blocking(move || {
-                let jobs = crate::backup::directory::jobs_from_env()?;
+                let mode = RestoreMode {
+                    clean: false,
+                    no_owner: true,
+                    jobs: crate::backup::directory::jobs_from_env()?,
+                };
                 let prepared = logical::prepare(
                     &storage,
                     &kek,
                     &manifest,
                     &scratch,
-                    jobs,
+                    mode,
                     &mut rep,
                     &CancelToken::default(),
                 )?;
@@ -161,11 +165,6 @@ impl Steward {
                     program: restore_tool,
                     conninfo,
                     password: Some(pw),
-                };
-                let mode = RestoreMode {
-                    clean: false,
-                    no_owner: true,
-                    jobs,
                 };
                 let n = logical::restore(
                     &storage,

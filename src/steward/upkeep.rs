@@ -481,6 +481,7 @@ impl Steward {
                     &dek,
                     &path,
                     None,
+                    &[],
                     jobs,
                     &mut rep,
                     &CancelToken::default(),

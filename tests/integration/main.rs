@@ -23,6 +23,7 @@ mod maintain_trends;
 mod monitor_cli;
 mod otlp;
 mod pool;
+mod restore_split;
 mod s3;
 mod schedules;
 mod secrets;
