@@ -378,7 +378,7 @@ pub fn parallel<I: Sync, T: Send>(
 }
 
 /// Decrypt, decompress and write one object to `dest` (a new file, mode 0600; `None`: only
-/// check it), checking both digests; a damaged object is `backup_corrupt`.
+/// check it), checking its size and plaintext digest; a damaged object is `backup_corrupt`.
 fn fetch_object(
     storage: &dyn Storage,
     manifest: &Manifest,

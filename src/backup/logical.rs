@@ -452,7 +452,8 @@ pub(crate) fn unwrap_dek(manifest: &Manifest, kek: &[u8; 32]) -> Result<crypto::
     crypto::unwrap_key(kek, &wrapped, &manifest.wrap_aad())
 }
 
-/// Read every byte of the backup, authenticating segments and checking both digests; objects
+/// Read every byte of the backup, authenticating segments and checking sizes and plaintext
+/// digests; objects
 /// are checked `BACKUP_JOBS` at a time.
 pub fn verify(
     storage: &dyn Storage,

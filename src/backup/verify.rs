@@ -191,7 +191,7 @@ pub fn verify(
                     stored
                 ),
                 VerifyTier::Full | VerifyTier::Recovery => {
-                    "every byte authenticated and both digests match".to_string()
+                    "every byte authenticated; sizes and plaintext digests match".to_string()
                 }
             },
             read,
