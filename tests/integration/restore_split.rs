@@ -1,6 +1,6 @@
 //! A big table restored into a new database: its rows stream from the repository over several
-//! COPY sessions at once, come back whole (escapes, bytea, a hostile name), and a damage found
-//! late in the stream leaves no database behind.
+//! COPY sessions at once and come back whole (escapes, bytea, a hostile name); a cancel while it
+//! loads, or a damage found late in the stream, leaves no database behind.
 
 use pgsteward::backup::codec::Compression;
 use pgsteward::backup::logical::DumpOptions;
@@ -28,7 +28,7 @@ CREATE TABLE refs (id int PRIMARY KEY, lager int REFERENCES "Groß ""Lager""; x"
 INSERT INTO refs SELECT g, g * 7 FROM generate_series(1, 1000) g;
 "#;
 
-async fn a_big_table_loads_over_several_sessions_and_damage_leaves_nothing(major: u32) {
+async fn a_big_table_loads_over_several_sessions_and_a_cancel_or_damage_leaves_nothing(major: u32) {
     let pg = Pg::start(major);
     pg.sql("postgres", "CREATE DATABASE app");
     pg.sql("app", SCHEMA);
@@ -81,6 +81,37 @@ async fn a_big_table_loads_over_several_sessions_and_damage_leaves_nothing(major
         "{log:?}"
     );
 
+    // Cancelled while the big table loads: the sessions stop and the new database goes.
+    let cancel = CancelToken::default();
+    let on_load = {
+        let cancel = cancel.clone();
+        std::sync::Arc::new(move |p: &pgsteward::jobs::JobProgress| {
+            if p.phase.starts_with("loading") && p.bytes > 0 {
+                cancel.cancel();
+            }
+        }) as pgsteward::jobs::ProgressSink
+    };
+    let err = home
+        .st
+        .backup_restore_with(
+            "app",
+            &b.id,
+            &RestoreTarget::NewDatabase {
+                name: "halfway".into(),
+            },
+            RestoreOptions {
+                jobs: 2,
+                globals: false,
+            },
+            on_load,
+            cancel,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Cancelled, "{err:?}");
+    let exists = "SELECT count(*) FROM pg_database WHERE datname = 'halfway'";
+    assert_eq!(pg.sql("postgres", exists).trim(), "0");
+
     // Damage near the end of the big table's object: most rows have already gone to the
     // server when it is found.
     let dir = home
@@ -108,4 +139,4 @@ async fn a_big_table_loads_over_several_sessions_and_damage_leaves_nothing(major
     let scratch = home.path().join("projects/app/scratch");
     assert!(std::fs::read_dir(scratch).map_or(true, |mut d| d.next().is_none()));
 }
-on_each_version!(a_big_table_loads_over_several_sessions_and_damage_leaves_nothing);
+on_each_version!(a_big_table_loads_over_several_sessions_and_a_cancel_or_damage_leaves_nothing);
