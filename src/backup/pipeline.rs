@@ -321,11 +321,7 @@ impl BufRead for Prefetch {
 
 impl Read for Prefetch {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let avail = self.fill_buf()?;
-        let n = buf.len().min(avail.len());
-        buf[..n].copy_from_slice(&avail[..n]);
-        self.consume(n);
-        Ok(n)
+        super::crypto::read_buffered(self, buf)
     }
 }
 
