@@ -1,10 +1,11 @@
 //! A big table restored into a new database: its rows stream from the repository over several
 //! COPY sessions at once and come back whole (escapes, bytea, a hostile name); a cancel while it
-//! loads, or a damage found late in the stream, leaves no database behind.
+//! loads, or a damage found late in the stream, leaves no database behind, and a full verify
+//! names the damaged object.
 
 use pgsteward::backup::codec::Compression;
 use pgsteward::backup::logical::DumpOptions;
-use pgsteward::backup::RestoreTarget;
+use pgsteward::backup::{RestoreTarget, VerifyTier};
 use pgsteward::jobs::{CancelToken, JobLogKind};
 use pgsteward::steward::{BackupOptions, RestoreOptions};
 use pgsteward::ErrorCode;
@@ -65,6 +66,12 @@ async fn a_big_table_loads_over_several_sessions_and_a_cancel_or_damage_leaves_n
                 .await
         }
     };
+    let r = home
+        .st
+        .backup_verify("app", Some(&b.id), VerifyTier::Full, 1.0, quiet())
+        .await
+        .unwrap();
+    assert!(r[0].ok, "{:?}", r[0]);
     restore("copy").await.unwrap();
     assert_eq!(table_checksums(&pg, "copy"), before);
     let indexes = "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'";
@@ -136,6 +143,12 @@ async fn a_big_table_loads_over_several_sessions_and_a_cancel_or_damage_leaves_n
     let name = victim.file_name().unwrap().to_string_lossy().into_owned();
     assert!(err.message.contains(&name), "{}", err.message);
     assert_eq!(pg.sql("postgres", databases), dbs_before);
+    let r = home
+        .st
+        .backup_verify("app", Some(&b.id), VerifyTier::Full, 1.0, quiet())
+        .await
+        .unwrap();
+    assert!(!r[0].ok && r[0].message.contains(&name), "{:?}", r[0]);
     let scratch = home.path().join("projects/app/scratch");
     assert!(std::fs::read_dir(scratch).map_or(true, |mut d| d.next().is_none()));
 }
