@@ -1,15 +1,14 @@
 //! Parallel logical backups: `pg_dump --format=directory --jobs=N` into a private scratch folder,
 //! then every file of it compressed, sealed, hashed and stored as its own object, N at a time;
-//! and back: every object fetched and authenticated into a scratch folder before a single byte
-//! reaches the server, then `pg_restore --jobs=N`.
+//! and back: every object fetched and authenticated into a scratch folder ([`super::fetch`])
+//! before a single byte reaches the server, then `pg_restore --jobs=N`.
 //!
 //! The scratch folders are [`super::scratch`]'s: mode 0700, removed on success, failure and
 //! cancel alike, and after a crash by the next job. pg_dump and pg_restore run in their own process group, so a cancel stops their
 //! worker processes too.
 
 use std::fs;
-use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,12 +20,10 @@ use sha2::{Digest, Sha256};
 
 use super::codec::{Compression, Encoder};
 use super::crypto::{self, SealWriter, SEGMENT};
-use super::logical::{
-    collect_stderr, corrupt, map_object_err, open_plaintext, tool_failed, Plaintext,
-};
+use super::logical::{collect_stderr, tool_failed};
 use super::logical::{RestoreMode, ToolInvocation};
-use super::pipeline::{Digester, SealPipe, THREADED_MIN};
-use super::repo::{Manifest, ObjectEntry, Storage};
+use super::pipeline::{SealPipe, THREADED_MIN};
+use super::repo::{ObjectEntry, Storage};
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{CancelToken, Reporter};
 
@@ -377,169 +374,6 @@ pub fn parallel<I: Sync, T: Send>(
     Ok(done.into_iter().map(|(_, t)| t).collect())
 }
 
-/// Decrypt, decompress and write one object to `dest` (a new file, mode 0600; `None`: only
-/// check it), checking its size and plaintext digest; a damaged object is `backup_corrupt`.
-fn fetch_object(
-    storage: &dyn Storage,
-    manifest: &Manifest,
-    dek: &[u8; 32],
-    obj: &ObjectEntry,
-    dest: Option<&Path>,
-    total: &AtomicU64,
-    stop: &AtomicBool,
-) -> Result<()> {
-    let id = &manifest.backup_id;
-    let mut dec = open_plaintext(storage, manifest, dek, obj)?;
-    let mut out = match dest {
-        Some(dest) => Some(BufWriter::with_capacity(
-            1 << 20,
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(dest)
-                .map_err(|e| Error::io("writing the fetched backup", e))?,
-        )),
-        None => None,
-    };
-    let mut hasher = Digester::new(obj.plaintext_bytes >= THREADED_MIN);
-    let mut plain = 0u64;
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return Err(Error::new(
-                ErrorCode::Cancelled,
-                "The restore was cancelled.",
-            ));
-        }
-        let n = dec
-            .read(&mut buf)
-            .map_err(|e| map_object_err(id, &obj.name, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        plain += n as u64;
-        if let Some(out) = out.as_mut() {
-            out.write_all(&buf[..n])
-                .map_err(|e| Error::io("writing the fetched backup", e))?;
-        }
-        total.fetch_add(n as u64, Ordering::Relaxed);
-    }
-    check_end(id, obj, &mut dec, plain, hasher)?;
-    // No fsync: the scratch folder is read back at once and removed; a crash leaves nothing
-    // to trust in it anyway.
-    match out {
-        Some(out) => out
-            .into_inner()
-            .map(drop)
-            .map_err(|e| Error::io("writing the fetched backup", e.into_error())),
-        None => Ok(()),
-    }
-}
-
-/// The checks once an object was read to its end: nothing left unread (the stored bytes were
-/// authenticated segment by segment, so their count is what is left to check), then the
-/// plaintext's size and SHA-256 against the manifest.
-pub(crate) fn check_end(
-    id: &str,
-    obj: &ObjectEntry,
-    dec: &mut Plaintext,
-    plain: u64,
-    hasher: Digester,
-) -> Result<()> {
-    dec.drain_inner()
-        .map_err(|e| map_object_err(id, &obj.name, e))?;
-    let stored = dec.get_ref().stored_len();
-    if plain != obj.plaintext_bytes || hex::encode(hasher.finish()) != obj.plaintext_sha256 {
-        return Err(corrupt(
-            id,
-            format!("{} does not match its recorded digest", obj.name),
-        ));
-    }
-    if stored != obj.stored_bytes {
-        return Err(corrupt(
-            id,
-            format!("{} has trailing or missing bytes", obj.name),
-        ));
-    }
-    Ok(())
-}
-
-/// Authenticate, decompress and hash one object without keeping it (full verify).
-pub fn check_object(
-    storage: &dyn Storage,
-    manifest: &Manifest,
-    dek: &[u8; 32],
-    obj: &ObjectEntry,
-    total: &AtomicU64,
-    stop: &AtomicBool,
-) -> Result<()> {
-    fetch_object(storage, manifest, dek, obj, None, total, stop)
-}
-
-/// Fetch and authenticate every object of a directory-format backup but those named in
-/// `skip`: the dump files into `dump_dir` (created), the globals to `globals` when given (else
-/// they are only checked). Returns the plaintext bytes of the dump files.
-#[allow(clippy::too_many_arguments)]
-pub fn fetch(
-    storage: &dyn Storage,
-    manifest: &Manifest,
-    dek: &[u8; 32],
-    dump_dir: &Path,
-    globals: Option<&Path>,
-    skip: &[&str],
-    jobs: usize,
-    rep: &mut Reporter,
-    cancel: &CancelToken,
-) -> Result<u64> {
-    let id = &manifest.backup_id;
-    fs::create_dir_all(dump_dir).map_err(|e| Error::io("creating the restore folder", e))?;
-    let mut work: Vec<(&ObjectEntry, Option<PathBuf>)> = Vec::new();
-    for obj in &manifest.objects {
-        if skip.contains(&obj.name.as_str()) {
-            continue;
-        }
-        if let Some(file) = dump_file(obj) {
-            work.push((obj, Some(dump_dir.join(file))));
-        } else if is_globals(obj) {
-            work.push((obj, globals.map(Path::to_path_buf)));
-        } else {
-            return Err(corrupt(
-                id,
-                format!("it holds an unknown object {}", obj.name),
-            ));
-        }
-    }
-    if !manifest
-        .objects
-        .iter()
-        .any(|o| dump_file(o) == Some("toc.dat"))
-    {
-        return Err(corrupt(id, "it has no table of contents (toc.dat)"));
-    }
-    work.sort_by_key(|w| std::cmp::Reverse(w.0.plaintext_bytes));
-    let total = AtomicU64::new(0);
-    rep.phase("fetching and authenticating");
-    rep.total(Some(work.iter().map(|w| w.0.plaintext_bytes).sum()), false);
-    parallel(
-        jobs,
-        &work,
-        |(obj, dest), stop| {
-            fetch_object(storage, manifest, dek, obj, dest.as_deref(), &total, stop)
-        },
-        &total,
-        rep,
-        cancel,
-    )?;
-    Ok(manifest
-        .objects
-        .iter()
-        .filter(|o| dump_file(o).is_some())
-        .map(|o| o.plaintext_bytes)
-        .sum())
-}
-
 /// `pg_restore`'s options for `mode`, without the folder.
 pub(crate) fn restore_args(tool: &ToolInvocation, mode: RestoreMode) -> Vec<String> {
     let mut args: Vec<String> = vec![
@@ -612,24 +446,4 @@ pub fn apply_globals(
                 .to_string()
         })
         .collect())
-}
-
-/// Fetch and authenticate one object into `dest` (a new file).
-pub fn fetch_one(
-    storage: &dyn Storage,
-    manifest: &Manifest,
-    dek: &[u8; 32],
-    obj: &ObjectEntry,
-    dest: &Path,
-) -> Result<()> {
-    let total = AtomicU64::new(0);
-    fetch_object(
-        storage,
-        manifest,
-        dek,
-        obj,
-        Some(dest),
-        &total,
-        &AtomicBool::new(false),
-    )
 }

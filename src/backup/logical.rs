@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 use super::codec::{Compression, Decoder};
 use super::crypto::{self, OpenReader};
 use super::directory::{self, Sealer, Upload, GLOBALS_FILE};
+use super::fetch;
 use super::pipeline::{Prefetch, THREADED_MIN};
 use super::repo::{Manifest, ObjectEntry, Storage, FORMAT_VERSION, MANIFEST};
 use crate::error::{Error, ErrorCode, Result};
@@ -473,7 +474,7 @@ pub fn verify(
     directory::parallel(
         directory::jobs_from_env()?,
         &objects,
-        |obj, stop| directory::check_object(storage, manifest, &dek, obj, &total, stop),
+        |obj, stop| fetch::check_object(storage, manifest, &dek, obj, &total, stop),
         &total,
         rep,
         &CancelToken::default(),

@@ -9,6 +9,7 @@ pub mod copy;
 pub mod crypto;
 pub mod directory;
 pub mod facts;
+pub mod fetch;
 pub mod kit;
 pub mod logical;
 pub mod pipeline;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use super::directory::{self, GLOBALS_FILE};
+use super::fetch;
 use super::logical::{
     collect_stderr, custom_object, map_read_err, open_plaintext, tool_failed, unwrap_dek, verify,
     ToolInvocation,
@@ -98,7 +99,7 @@ pub fn prepare(
     if prepared.folder {
         let globals = prepared.globals_file();
         let skip: Vec<&str> = prepared.streamed.iter().map(String::as_str).collect();
-        directory::fetch(
+        fetch::fetch(
             storage,
             manifest,
             &dek,
@@ -112,7 +113,7 @@ pub fn prepare(
     } else {
         verify(storage, kek, manifest, rep)?;
         if let Some(g) = globals_obj {
-            directory::fetch_one(storage, manifest, &dek, g, &prepared.globals_file())?;
+            fetch::fetch_one(storage, manifest, &dek, g, &prepared.globals_file())?;
         }
     }
     Ok(prepared)
@@ -182,7 +183,7 @@ fn restore_streamed(
         rep.phase("fetching and authenticating the big tables");
         for obj in &big {
             let file = directory::dump_file(obj).expect("a dump file");
-            directory::fetch_one(
+            fetch::fetch_one(
                 storage,
                 manifest,
                 &dek,

@@ -25,7 +25,8 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
-use super::directory::{check_end, dump_file, render, restore_args, run_tool, MAX_JOBS};
+use super::directory::{dump_file, render, restore_args, run_tool, MAX_JOBS};
+use super::fetch::check_end;
 use super::logical::{collect_stderr, corrupt, map_object_err, open_plaintext, tool_failed};
 use super::logical::{RestoreMode, ToolInvocation};
 use super::pipeline::Digester;

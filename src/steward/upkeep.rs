@@ -475,7 +475,7 @@ impl Steward {
         let job = tokio::task::spawn_blocking(move || {
             // Every object is authenticated and its digests checked as it is written.
             let r = crate::backup::logical::unwrap_dek(&manifest, &kek).and_then(|dek| {
-                crate::backup::directory::fetch(
+                crate::backup::fetch::fetch(
                     &storage,
                     &manifest,
                     &dek,
