@@ -23,7 +23,7 @@ use super::crypto::{self, SealWriter, SEGMENT};
 use super::logical::{collect_stderr, tool_failed};
 use super::logical::{RestoreMode, ToolInvocation};
 use super::pipeline::{SealPipe, THREADED_MIN};
-use super::repo::{ObjectEntry, Storage};
+use super::repo::{Manifest, ObjectEntry, Storage};
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{CancelToken, Reporter};
 
@@ -183,6 +183,16 @@ pub(crate) fn safe_file_name(f: &str) -> bool {
 pub fn is_globals(obj: &ObjectEntry) -> bool {
     Compression::from_codec(&obj.codec)
         .is_some_and(|c| obj.name == format!("{GLOBALS_FILE}{}.sealed", c.suffix()))
+}
+
+/// The plaintext bytes of a directory-format backup's dump files (what pg_restore reads).
+pub fn dump_bytes(manifest: &Manifest) -> u64 {
+    manifest
+        .objects
+        .iter()
+        .filter(|o| dump_file(o).is_some())
+        .map(|o| o.plaintext_bytes)
+        .sum()
 }
 
 /// What to seal and where.

@@ -9,7 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::directory::{dump_file, is_globals, parallel};
+use super::directory::{dump_bytes, dump_file, is_globals, parallel};
 use super::logical::{corrupt, map_object_err, open_plaintext, Plaintext};
 use super::pipeline::{Digester, THREADED_MIN};
 use super::repo::{Manifest, ObjectEntry, Storage};
@@ -174,12 +174,7 @@ pub fn fetch(
         rep,
         cancel,
     )?;
-    Ok(manifest
-        .objects
-        .iter()
-        .filter(|o| dump_file(o).is_some())
-        .map(|o| o.plaintext_bytes)
-        .sum())
+    Ok(dump_bytes(manifest))
 }
 
 /// Fetch and authenticate one object into `dest` (a new file).

@@ -63,15 +63,24 @@ impl Prepared {
     }
 }
 
+/// The psql that loads big tables over several sessions: the one beside `pg_restore`, if any.
+fn split_loader(pg_restore: &Path) -> Option<PathBuf> {
+    let psql = pg_restore.with_file_name("psql");
+    psql.is_file().then_some(psql)
+}
+
 /// Authenticate every object of a backup, fetching a directory-format dump (and the globals)
 /// into a private scratch folder under `scratch_parent`. Nothing reaches a server here. Big
-/// tables of a directory-format backup restored into a new database with several jobs are left
-/// for [`restore`], which authenticates them as it loads them.
+/// tables of a directory-format backup restored into a new database with several jobs, when a
+/// psql stands beside `pg_restore`, are left for [`restore`], which authenticates them as it
+/// loads them.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare(
     storage: &dyn Storage,
     kek: &[u8; 32],
     manifest: &Manifest,
     scratch_parent: &Path,
+    pg_restore: &Path,
     mode: RestoreMode,
     rep: &mut Reporter,
     cancel: &CancelToken,
@@ -80,7 +89,7 @@ pub fn prepare(
     let scratch = super::scratch::scratch(scratch_parent)?;
     let globals_obj = manifest.objects.iter().find(|o| directory::is_globals(o));
     let folder = manifest.is_directory();
-    let streamed = if folder && !mode.clean && mode.jobs > 1 {
+    let streamed = if folder && !mode.clean && mode.jobs > 1 && split_loader(pg_restore).is_some() {
         manifest
             .objects
             .iter()
@@ -148,19 +157,13 @@ pub fn restore(
                 cancel,
             )?;
         }
-        return Ok(manifest
-            .objects
-            .iter()
-            .filter(|o| directory::dump_file(o).is_some())
-            .map(|o| o.plaintext_bytes)
-            .sum());
+        return Ok(directory::dump_bytes(manifest));
     }
     restore_stream(storage, kek, manifest, restore_tool, mode, rep, cancel)
 }
 
 /// Restore a directory-format backup whose big tables were left in the repository: loaded
-/// over several sessions by psql (found beside pg_restore), or, without one, fetched now and
-/// restored by pg_restore alone.
+/// over several sessions by the psql beside pg_restore.
 #[allow(clippy::too_many_arguments)]
 fn restore_streamed(
     storage: &dyn Storage,
@@ -178,22 +181,15 @@ fn restore_streamed(
         .iter()
         .filter(|o| prepared.streamed.contains(&o.name))
         .collect();
-    let psql_program = restore_tool.program.with_file_name("psql");
-    if !psql_program.is_file() {
-        rep.phase("fetching and authenticating the big tables");
-        for obj in &big {
-            let file = directory::dump_file(obj).expect("a dump file");
-            fetch::fetch_one(
-                storage,
-                manifest,
-                &dek,
-                obj,
-                &prepared.dump_dir().join(file),
-            )?;
-        }
-        directory::restore_folder(&prepared.dump_dir(), restore_tool, mode, rep, cancel)?;
-        return Ok(());
-    }
+    let psql_program = split_loader(&restore_tool.program).ok_or_else(|| {
+        Error::new(
+            ErrorCode::ToolFailed,
+            format!(
+                "psql is no longer beside {}; restore again to fetch the big tables first",
+                restore_tool.program.display()
+            ),
+        )
+    })?;
     let psql = ToolInvocation {
         program: psql_program,
         conninfo: restore_tool.conninfo.clone(),

@@ -450,9 +450,18 @@ impl Steward {
             let manifest = manifest.clone();
             let scratch = self.scratch_parent(name)?;
             let cancel = cancel.clone();
+            let pg_restore = pg_restore.clone();
             tokio::task::spawn_blocking(move || {
-                let r =
-                    logical::prepare(&storage, &kek, &manifest, &scratch, mode, &mut rep, &cancel);
+                let r = logical::prepare(
+                    &storage,
+                    &kek,
+                    &manifest,
+                    &scratch,
+                    &pg_restore,
+                    mode,
+                    &mut rep,
+                    &cancel,
+                );
                 (r, rep)
             })
             .await

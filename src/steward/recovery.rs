@@ -157,6 +157,7 @@ impl Steward {
                     &kek,
                     &manifest,
                     &scratch,
+                    &restore_tool,
                     mode,
                     &mut rep,
                     &CancelToken::default(),
