@@ -145,11 +145,9 @@ pub fn open(kit: &RecoveryKit, passphrase: &str) -> Result<Zeroizing<[u8; 32]>> 
         )));
     }
     let k = derive(passphrase, &kit.kdf)?;
-    let nonce = b64(&kit.nonce)?;
-    if nonce.len() != 12 {
-        return Err(Error::invalid_input("the recovery kit is not readable"));
-    }
-    let nonce: [u8; 12] = nonce.as_slice().try_into().expect("checked: 12 bytes");
+    let nonce: [u8; 12] = b64(&kit.nonce)?
+        .try_into()
+        .map_err(|_| Error::invalid_input("the recovery kit is not readable"))?;
     let pt = crypto::Gcm::new(&k)
         .open(nonce, &aad(kit), &b64(&kit.sealed_key)?)
         .ok_or_else(|| {
