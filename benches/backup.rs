@@ -16,6 +16,8 @@
 //! support the server's major version is reported and skipped.
 
 mod common;
+#[path = "backup/pgbackrest.rs"]
+mod pgbackrest;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,6 +51,14 @@ fn chown_to(path: &Path, user: &Option<nix::unistd::User>) {
 }
 
 /// Run a command, panicking with its output if it fails; its wall time in seconds.
+/// Run `c` as the cluster's OS user (when the bench runs as root).
+fn as_user(c: &mut Command, user: &Option<nix::unistd::User>) {
+    if let Some(u) = user {
+        use std::os::unix::process::CommandExt;
+        c.uid(u.uid.as_raw()).gid(u.gid.as_raw()).env_remove("HOME");
+    }
+}
+
 fn run(mut c: Command, what: &str) -> f64 {
     let t0 = Instant::now();
     let out = c
@@ -120,93 +130,6 @@ impl Cli {
     }
 }
 
-/// pgBackRest on the bench's cluster: configuration, repository and lock folder in `dir`,
-/// every command run as the cluster's OS user.
-struct BackRest {
-    dir: PathBuf,
-    conf: PathBuf,
-    user: Option<nix::unistd::User>,
-    options: String,
-}
-
-impl BackRest {
-    fn setup(server: &Server, dir: &Path) -> BackRest {
-        let user = cluster_user();
-        for d in ["", "repo", "lock", "log"] {
-            let p = dir.join(d);
-            std::fs::create_dir_all(&p).unwrap();
-            chown_to(&p, &user);
-        }
-        let options = "repo1-cipher-type=aes-256-cbc compress-type=zst compress-level=3 \
-                       process-max=2 start-fast=y archive-check=y (WAL archived by archive-push), \
-                       repo on local disk";
-        let conf = dir.join("pgbackrest.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "[global]\nrepo1-path={repo}\nrepo1-cipher-type=aes-256-cbc\nrepo1-cipher-pass=bench-{pass}\n\
-                 repo1-retention-full=1\ncompress-type=zst\ncompress-level=3\nprocess-max=2\nstart-fast=y\n\
-                 lock-path={lock}\nlog-path={log}\nlog-level-console=warn\nlog-level-file=off\n\n\
-                 [bench]\npg1-path={data}\npg1-port={port}\npg1-socket-path={socket}\npg1-user=postgres\n",
-                repo = dir.join("repo").display(),
-                pass = uuid::Uuid::new_v4().simple(),
-                lock = dir.join("lock").display(),
-                log = dir.join("log").display(),
-                data = server.cluster.data_dir.display(),
-                port = server.cluster.port,
-                socket = server.cluster.socket_dir.display(),
-            ),
-        )
-        .unwrap();
-        chown_to(&conf, &user);
-        BackRest {
-            dir: dir.to_path_buf(),
-            conf,
-            user,
-            options: options.into(),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("pgbackrest");
-        c.current_dir("/")
-            .arg(format!("--config={}", self.conf.display()))
-            .arg("--stanza=bench")
-            .args(args);
-        if let Some(u) = &self.user {
-            use std::os::unix::process::CommandExt;
-            c.uid(u.uid.as_raw()).gid(u.gid.as_raw()).env_remove("HOME");
-        }
-        c
-    }
-
-    /// The archive_command that pushes WAL into the repository.
-    fn archive_command(&self) -> String {
-        format!(
-            "pgbackrest --config={} --stanza=bench archive-push %p",
-            self.conf.display()
-        )
-    }
-
-    fn try_run(&self, args: &[&str]) -> Result<f64, String> {
-        let t0 = Instant::now();
-        let out = self
-            .command(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("pgbackrest could not start: {e}"))?;
-        if out.status.success() {
-            Ok(t0.elapsed().as_secs_f64())
-        } else {
-            Err(format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stderr).trim(),
-                String::from_utf8_lossy(&out.stdout).trim()
-            ))
-        }
-    }
-}
-
 struct Figures {
     raw_dump_s: f64,
     raw_restore_s: f64,
@@ -267,7 +190,7 @@ async fn run_all() {
     let home = work.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let cli = Cli { home };
-    let backrest = BackRest::setup(&server, &work.path().join("pgbackrest"));
+    let backrest = pgbackrest::BackRest::setup(&server, &work.path().join("pgbackrest"));
     let mut stanza: Option<Result<(), String>> = None;
 
     for ds in datasets.split(',').map(str::trim) {
@@ -321,7 +244,7 @@ async fn run_all() {
         archive_with(&backrest.archive_command());
         let state = stanza.get_or_insert_with(|| backrest.try_run(&["stanza-create"]).map(|_| ()));
         match state {
-            Ok(()) => pgbackrest(&server, &backrest, &version, &f),
+            Ok(()) => pgbackrest::report(&server, &backrest, &version, &f),
             Err(e) => println!(
                 "  pgBackRest ({version}): skipped, it failed on PostgreSQL {}: {}",
                 server.major(),
@@ -557,75 +480,4 @@ fn report(f: &Figures) {
         "    stored size pgsteward / pg_dump -Fc     {:5.2}x",
         f.sw_stored as f64 / f.dump_bytes.max(1) as f64
     );
-}
-
-fn pgbackrest(server: &Server, br: &BackRest, version: &str, f: &Figures) {
-    println!("  pgBackRest ({version}; {}):", br.options);
-    let backup = br.try_run(&["--type=full", "backup"]);
-    let secs = match backup {
-        Ok(s) => s,
-        Err(e) => {
-            println!("    backup failed: {}", e.lines().next().unwrap_or(""));
-            return;
-        }
-    };
-    let repo = br.dir.join("repo");
-    let stored = tree_bytes(&repo.join("backup"));
-    println!(
-        "    full backup                    {secs:7.1} s   {} in the repository (whole cluster), {:.2}x pg_dump -Fc's time",
-        gb(stored),
-        secs / f.dump_s
-    );
-    let target = br.dir.join("restored");
-    std::fs::create_dir_all(&target).unwrap();
-    std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    chown_to(&target, &br.user);
-    let restore = br.try_run(&[&format!("--pg1-path={}", target.display()), "restore"]);
-    match restore {
-        Ok(s) => {
-            println!(
-                "    restore into an empty folder   {s:7.1} s   {:.2}x serial pg_restore's time",
-                s / f.pg_restore_s
-            );
-            // Start it on another port until it accepts connections (replays WAL from the archive).
-            let port = pgsteward::cluster::free_port().unwrap();
-            let mut c = Command::new(server.bin("pg_ctl"));
-            if let Some(u) = &br.user {
-                use std::os::unix::process::CommandExt;
-                c.uid(u.uid.as_raw()).gid(u.gid.as_raw()).env_remove("HOME");
-            }
-            c.current_dir("/")
-                .arg("start")
-                .arg("-D")
-                .arg(&target)
-                .arg("-l")
-                .arg(br.dir.join("restored.log"))
-                .args(["-w", "-t", "600", "-o"])
-                .arg(format!(
-                    "-p {port} -k {} -c archive_mode=off",
-                    server.cluster.socket_dir.display()
-                ))
-                .stdout(Stdio::null());
-            let start_s = run(c, "starting the restored cluster");
-            println!(
-                "    then start and recover         {start_s:7.1} s   (restore + start {:.1} s)",
-                s + start_s
-            );
-            let mut c = Command::new(server.bin("pg_ctl"));
-            if let Some(u) = &br.user {
-                use std::os::unix::process::CommandExt;
-                c.uid(u.uid.as_raw()).gid(u.gid.as_raw()).env_remove("HOME");
-            }
-            c.current_dir("/")
-                .arg("stop")
-                .arg("-D")
-                .arg(&target)
-                .args(["-m", "fast", "-w"])
-                .stdout(Stdio::null());
-            run(c, "stopping the restored cluster");
-        }
-        Err(e) => println!("    restore failed: {}", e.lines().next().unwrap_or("")),
-    }
-    let _ = std::fs::remove_dir_all(&target);
-    let _ = br.try_run(&["expire"]);
 }
