@@ -4,11 +4,14 @@
 //! Into the same database a restore is always one transaction with one job. A directory-format
 //! backup into a new database runs `pg_restore --jobs=N` (which cannot be one transaction); the
 //! caller drops that new database again when the restore fails. There, big tables are not
-//! fetched first: [`super::split_copy`] streams their authenticated rows over N COPY sessions.
+//! fetched first: [`super::split_copy`] streams their authenticated rows over N COPY sessions
+//! of pgsteward's own.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+
+use sqlx::postgres::PgConnectOptions;
 
 use super::directory::{self, GLOBALS_FILE};
 use super::fetch;
@@ -63,24 +66,16 @@ impl Prepared {
     }
 }
 
-/// The psql that loads big tables over several sessions: the one beside `pg_restore`, if any.
-fn split_loader(pg_restore: &Path) -> Option<PathBuf> {
-    let psql = pg_restore.with_file_name("psql");
-    psql.is_file().then_some(psql)
-}
-
 /// Authenticate every object of a backup, fetching a directory-format dump (and the globals)
 /// into a private scratch folder under `scratch_parent`. Nothing reaches a server here. Big
-/// tables of a directory-format backup restored into a new database with several jobs, when a
-/// psql stands beside `pg_restore`, are left for [`restore`], which authenticates them as it
-/// loads them.
+/// tables of a directory-format backup restored into a new database with several jobs are left
+/// for [`restore`], which authenticates them as it loads them.
 #[allow(clippy::too_many_arguments)]
 pub fn prepare(
     storage: &dyn Storage,
     kek: &[u8; 32],
     manifest: &Manifest,
     scratch_parent: &Path,
-    pg_restore: &Path,
     mode: RestoreMode,
     rep: &mut Reporter,
     cancel: &CancelToken,
@@ -89,7 +84,7 @@ pub fn prepare(
     let scratch = super::scratch::scratch(scratch_parent)?;
     let globals_obj = manifest.objects.iter().find(|o| directory::is_globals(o));
     let folder = manifest.is_directory();
-    let streamed = if folder && !mode.clean && mode.jobs > 1 && split_loader(pg_restore).is_some() {
+    let streamed = if folder && !mode.clean && mode.jobs > 1 {
         manifest
             .objects
             .iter()
@@ -130,7 +125,8 @@ pub fn prepare(
 
 /// Restore a prepared backup. In one transaction (an error leaves the target as it was),
 /// except a directory-format backup with several jobs into a new database, which the caller
-/// drops again when this fails.
+/// drops again when this fails. `target` reaches the same database as `restore_tool`, for the
+/// sessions that load big tables.
 #[allow(clippy::too_many_arguments)]
 pub fn restore(
     storage: &dyn Storage,
@@ -138,6 +134,7 @@ pub fn restore(
     manifest: &Manifest,
     prepared: &Prepared,
     restore_tool: &ToolInvocation,
+    target: &PgConnectOptions,
     mode: RestoreMode,
     rep: &mut Reporter,
     cancel: &CancelToken,
@@ -152,6 +149,7 @@ pub fn restore(
                 manifest,
                 prepared,
                 restore_tool,
+                target,
                 mode,
                 rep,
                 cancel,
@@ -163,7 +161,7 @@ pub fn restore(
 }
 
 /// Restore a directory-format backup whose big tables were left in the repository: loaded
-/// over several sessions by the psql beside pg_restore.
+/// over several sessions of pgsteward's own.
 #[allow(clippy::too_many_arguments)]
 fn restore_streamed(
     storage: &dyn Storage,
@@ -171,6 +169,7 @@ fn restore_streamed(
     manifest: &Manifest,
     prepared: &Prepared,
     restore_tool: &ToolInvocation,
+    target: &PgConnectOptions,
     mode: RestoreMode,
     rep: &mut Reporter,
     cancel: &CancelToken,
@@ -181,26 +180,12 @@ fn restore_streamed(
         .iter()
         .filter(|o| prepared.streamed.contains(&o.name))
         .collect();
-    let psql_program = split_loader(&restore_tool.program).ok_or_else(|| {
-        Error::new(
-            ErrorCode::ToolFailed,
-            format!(
-                "psql is no longer beside {}; restore again to fetch the big tables first",
-                restore_tool.program.display()
-            ),
-        )
-    })?;
-    let psql = ToolInvocation {
-        program: psql_program,
-        conninfo: restore_tool.conninfo.clone(),
-        password: restore_tool.password.clone(),
-    };
     split_copy::SplitRestore {
         storage,
         manifest,
         dek: &dek,
         pg_restore: restore_tool,
-        psql: &psql,
+        target,
         mode,
     }
     .run(

@@ -450,18 +450,9 @@ impl Steward {
             let manifest = manifest.clone();
             let scratch = self.scratch_parent(name)?;
             let cancel = cancel.clone();
-            let pg_restore = pg_restore.clone();
             tokio::task::spawn_blocking(move || {
-                let r = logical::prepare(
-                    &storage,
-                    &kek,
-                    &manifest,
-                    &scratch,
-                    &pg_restore,
-                    mode,
-                    &mut rep,
-                    &cancel,
-                );
+                let r =
+                    logical::prepare(&storage, &kek, &manifest, &scratch, mode, &mut rep, &cancel);
                 (r, rep)
             })
             .await
@@ -551,6 +542,8 @@ impl Steward {
             false
         };
         let conninfo = libpq_conninfo(&r, &target_db, self.limits.lock_timeout);
+        let target = session::connect_options(&r, pw.as_deref().map(String::as_str), self.limits)
+            .database(&target_db);
         let started = Instant::now();
         let job = tokio::task::spawn_blocking(move || {
             let tool = ToolInvocation {
@@ -559,7 +552,7 @@ impl Steward {
                 password: pw,
             };
             let res = logical::restore(
-                &storage, &kek, &manifest, &prepared, &tool, mode, &mut rep, &cancel,
+                &storage, &kek, &manifest, &prepared, &tool, &target, mode, &mut rep, &cancel,
             );
             drop(prepared);
             (res, rep)

@@ -141,6 +141,10 @@ impl Steward {
             "host=127.0.0.1 port={} user=postgres dbname={target} sslmode=disable",
             cluster.port
         );
+        let target_options = cluster
+            .uri("postgres", &password, target)
+            .parse::<sqlx::postgres::PgConnectOptions>()?
+            .application_name(crate::conn::session::APPLICATION_NAME);
         let restored = {
             let pw = zeroize::Zeroizing::new(password.clone());
             let manifest = manifest.clone();
@@ -157,7 +161,6 @@ impl Steward {
                     &kek,
                     &manifest,
                     &scratch,
-                    &restore_tool,
                     mode,
                     &mut rep,
                     &CancelToken::default(),
@@ -173,6 +176,7 @@ impl Steward {
                     &manifest,
                     &prepared,
                     &tool,
+                    &target_options,
                     mode,
                     &mut rep,
                     &CancelToken::default(),

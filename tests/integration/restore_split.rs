@@ -87,6 +87,13 @@ async fn a_big_table_loads_over_several_sessions_and_a_cancel_or_damage_leaves_n
             && e.text.ends_with("over 2 sessions")),
         "{log:?}"
     );
+    // ... and the exact statement those sessions ran.
+    assert!(
+        log.iter().any(|e| e.kind == JobLogKind::Command
+            && e.text.contains("COPY public.\"Groß \"\"Lager\"\"; x\"")
+            && e.text.contains("FROM stdin")),
+        "{log:?}"
+    );
 
     // Cancelled while the big table loads: the sessions stop and the new database goes.
     let cancel = CancelToken::default();
