@@ -12,6 +12,8 @@
 //!
 //! Run: `scripts/bench.sh backup` (PGSTEWARD_BENCH_GB=0.1 for a quick run,
 //! PGSTEWARD_BENCH_PG=15 for PostgreSQL 15, PGSTEWARD_BENCH_DATASETS=events to run one).
+//! The full verify and the two restores (serial pg_restore, pgsteward's, taking turns) run
+//! PGSTEWARD_BENCH_RUNS times, 3 by default; their figures are medians, printed with the range.
 //! pgBackRest must be installed (scripts/install-deps.sh does); a version that does not
 //! support the server's major version is reported and skipped.
 
@@ -128,6 +130,33 @@ impl Cli {
         let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
         (secs, v)
     }
+}
+
+/// How often the verify and the two restores run (`PGSTEWARD_BENCH_RUNS`, 3 by default); the
+/// figures are medians.
+fn runs() -> usize {
+    (env_f64("PGSTEWARD_BENCH_RUNS", 3.0) as usize).max(1)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// "median of 3: 6.1–7.4 s", or "1 run".
+fn spread(v: &[f64]) -> String {
+    if v.len() < 2 {
+        return "1 run".into();
+    }
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("median of {}: {lo:.1}–{hi:.1} s", v.len())
 }
 
 struct Figures {
@@ -338,14 +367,6 @@ fn measure(server: &Server, cli: &Cli, db: &str, work: &Path) -> Figures {
         "  pg_dump -Fc                      {dump_s:7.1} s   {} ",
         gb(dump_bytes)
     );
-    server.sql("postgres", &format!("CREATE DATABASE {db}_pgr"));
-    let mut c = pg_command(server, "pg_restore");
-    c.args(["--exit-on-error", "-d", &format!("{db}_pgr")])
-        .arg(&dump);
-    let pg_restore_s = run(c, "pg_restore");
-    println!("  pg_restore (serial)              {pg_restore_s:7.1} s");
-    server.sql("postgres", &format!("DROP DATABASE {db}_pgr"));
-    std::fs::remove_file(&dump).unwrap();
     server.sql("postgres", "CHECKPOINT");
 
     // Where pgsteward's time goes: the same pg_dump and pg_restore it runs, on their own
@@ -400,44 +421,76 @@ fn measure(server: &Server, cli: &Cli, db: &str, work: &Path) -> Figures {
         gb(sw_plain),
         sw_plain as f64 / sw_stored.max(1) as f64
     );
-    let (sw_verify_s, v) = cli.run(&["backup", "verify", &project, &id, "--tier", "full"], None);
-    let ok = v["reports"][0]["ok"].as_bool() == Some(true);
-    // The command's own figure (the verify itself, without starting the CLI and opening the
-    // keyring) beside the wall time of the whole command.
-    let inner_s = v["reports"][0]["duration_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0;
+    let (mut walls, mut inners, mut ok) = (Vec::new(), Vec::new(), true);
+    for _ in 0..runs() {
+        let (wall, v) = cli.run(&["backup", "verify", &project, &id, "--tier", "full"], None);
+        ok &= v["reports"][0]["ok"].as_bool() == Some(true);
+        walls.push(wall);
+        // The command's own figure (the verify itself, without starting the CLI and opening
+        // the keyring) beside the wall time of the whole command.
+        inners.push(v["reports"][0]["duration_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0);
+    }
+    let (sw_verify_s, inner_s) = (median(&walls), median(&inners));
     println!(
         "  pgsteward backup verify --full   {sw_verify_s:7.1} s   {:.2} GB/s of stored bytes ({:.2} GB/s of plaintext); \
-         the verify itself {inner_s:.2} s: {:.2} GB/s stored{}",
+         the verify itself {inner_s:.2} s: {:.2} GB/s stored{}; {}",
         sw_stored as f64 / GB / sw_verify_s,
         sw_plain as f64 / GB / sw_verify_s,
         sw_stored as f64 / GB / inner_s,
-        if ok { "" } else { "  (NOT OK)" }
+        if ok { "" } else { "  (NOT OK)" },
+        spread(&walls)
     );
-    let (sw_restore_s, _) = cli.run(
-        &[
-            "backup",
-            "restore",
-            &project,
-            &id,
-            "--new-database",
-            &format!("{db}_sw"),
-        ],
-        None,
-    );
-    println!("  pgsteward backup restore (new db){sw_restore_s:7.1} s");
-    // The restore is whole: exact row counts of the largest table agree.
+
+    // A serial pg_restore of the -Fc dump and pgsteward's restore, taking turns, so a change
+    // in the machine's load reaches both alike.
     let largest = server.sql(
         db,
         "SELECT relname FROM pg_stat_user_tables ORDER BY pg_table_size(relid) DESC LIMIT 1",
     );
     let count = |d: &str| server.sql(d, &format!("SELECT count(*) FROM {largest}"));
-    let (rows_src, rows_dst) = (count(db), count(&format!("{db}_sw")));
-    if rows_src != rows_dst {
-        println!("  (restored {largest} has {rows_dst} rows, the source {rows_src})");
+    let rows_src = count(db);
+    let (mut serial, mut ours) = (Vec::new(), Vec::new());
+    for _ in 0..runs() {
+        server.sql("postgres", &format!("CREATE DATABASE {db}_pgr"));
+        let mut c = pg_command(server, "pg_restore");
+        c.args(["--exit-on-error", "-d", &format!("{db}_pgr")])
+            .arg(&dump);
+        serial.push(run(c, "pg_restore"));
+        server.sql("postgres", &format!("DROP DATABASE {db}_pgr"));
+        server.sql("postgres", "CHECKPOINT");
+
+        let target = format!("{db}_sw");
+        let (wall, _) = cli.run(
+            &[
+                "backup",
+                "restore",
+                &project,
+                &id,
+                "--new-database",
+                &target,
+            ],
+            None,
+        );
+        ours.push(wall);
+        // The restore is whole: exact row counts of the largest table agree.
+        let rows_dst = count(&target);
+        if rows_src != rows_dst {
+            println!("  (restored {largest} has {rows_dst} rows, the source {rows_src})");
+        }
+        server.sql("postgres", &format!("DROP DATABASE {target}"));
+        server.sql("postgres", "CHECKPOINT");
     }
-    server.sql("postgres", &format!("DROP DATABASE {db}_sw"));
+    let (pg_restore_s, sw_restore_s) = (median(&serial), median(&ours));
+    println!(
+        "  pg_restore (serial)              {pg_restore_s:7.1} s   {}",
+        spread(&serial)
+    );
+    println!(
+        "  pgsteward backup restore (new db){sw_restore_s:7.1} s   {}",
+        spread(&ours)
+    );
+    std::fs::remove_file(&dump).unwrap();
     cli.run(&["project", "remove", &project, "--delete-backups"], None);
-    server.sql("postgres", "CHECKPOINT");
     Figures {
         raw_dump_s,
         raw_restore_s,
