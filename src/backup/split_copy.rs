@@ -376,12 +376,13 @@ struct Feed<'a> {
 
 impl Feed<'_> {
     fn run(self, spent: Sender<Vec<u8>>) -> Result<()> {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        let opened = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::io("starting a COPY session", e))?;
-        let mut conn = match rt.block_on(self.open()) {
-            Ok(c) => c,
+            .map_err(|e| Error::io("starting a COPY session", e))
+            .and_then(|rt| Ok((rt.block_on(self.open())?, rt)));
+        let (mut conn, rt) = match opened {
+            Ok(x) => x,
             Err(e) => {
                 self.drain(&spent);
                 return Err(e);
@@ -548,8 +549,7 @@ mod tests {
     #[test]
     fn settings_run_without_meta_commands_before_the_copy() {
         let head = "\\restrict abc\n--\nSET client_encoding = 'UTF8';\nSELECT 1;\n\nCOPY public.\"x\nCOPY y\" (a) FROM stdin;\n";
-        let (settings, copy) = split_head(head);
-        let statement = &format!("{MARK} {copy}");
+        let (settings, statement) = split_head(head);
         assert_eq!(settings, "--\nSET client_encoding = 'UTF8';\nSELECT 1;\n");
         assert_eq!(statement, "COPY public.\"x\nCOPY y\" (a) FROM stdin;\n");
         assert_eq!(split_head("COPY t (a) FROM stdin;\n").0, "");
@@ -563,6 +563,37 @@ mod tests {
         // A row ending in an escaped backslash and a dot is data, not the end marker.
         assert_eq!(last(b"1\tx\\.\n"), b"1\tx\\.\n");
         assert_eq!(last(b"1\ta\n"), b"1\ta\n");
+    }
+
+    #[test]
+    fn a_session_that_cannot_connect_takes_its_blocks_so_the_reader_never_waits() {
+        // Nothing listens on port 1: the session fails to connect.
+        let target = PgConnectOptions::new_without_pgpass()
+            .host("127.0.0.1")
+            .port(1);
+        let (blocks, inbox) = sync_channel::<Vec<u8>>(1);
+        let (spent, recycled) = channel::<Vec<u8>>();
+        let inbox = Mutex::new(inbox);
+        let (broken, failed) = (AtomicBool::new(false), AtomicBool::new(false));
+        let ended = std::thread::scope(|s| {
+            let feed = Feed {
+                target: &target,
+                settings: "",
+                statement: "COPY t FROM stdin",
+                inbox: &inbox,
+                broken: &broken,
+                failed: &failed,
+            };
+            let session = s.spawn(move || feed.run(spent));
+            for _ in 0..4 {
+                blocks.send(b"1\n".to_vec()).unwrap();
+            }
+            drop(blocks);
+            session.join().unwrap()
+        });
+        assert!(ended.is_err());
+        assert!(broken.load(Ordering::SeqCst));
+        assert_eq!(recycled.iter().count(), 4);
     }
 
     #[test]
