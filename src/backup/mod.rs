@@ -11,6 +11,7 @@ pub mod directory;
 pub mod facts;
 pub mod fetch;
 pub mod kit;
+pub mod local;
 pub mod logical;
 pub mod pipeline;
 pub mod repo;
