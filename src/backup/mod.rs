@@ -6,6 +6,7 @@
 pub mod checks;
 pub mod codec;
 pub mod copy;
+pub(crate) mod copy_session;
 pub mod crypto;
 pub mod directory;
 pub mod facts;

@@ -21,12 +21,12 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::Connection;
+use sqlx::postgres::PgConnectOptions;
 
+use super::copy_session::Feed;
 use super::directory::{dump_file, render, restore_args, run_tool, MAX_JOBS};
 use super::fetch::check_end;
 use super::logical::{corrupt, map_object_err, open_plaintext};
@@ -41,10 +41,6 @@ use crate::jobs::{CancelToken, Reporter};
 pub const SPLIT_MIN: u64 = 64 << 20;
 /// Rows go to the sessions in blocks of about this size, cut after a row.
 const BLOCK: usize = 1 << 20;
-/// A block goes to the server in COPY messages of this size. Restore wall time on a 0.95 GB
-/// table, 3 runs each: 256 KiB 5.7–5.8 s, 64 KiB 5.7–6.8 s, 16 KiB 6.1–6.8 s, whole 1 MiB
-/// blocks 8.4–9.0 s (the server reads a whole message before it parses its rows).
-const SEND: usize = 256 << 10;
 
 /// Whether an object is one table's data, big enough to load over several sessions.
 pub fn splittable(obj: &ObjectEntry) -> bool {
@@ -361,100 +357,6 @@ fn send(blocks: &SyncSender<Vec<u8>>, block: Vec<u8>) -> Result<()> {
     })
 }
 
-/// One COPY session's share of the work: connect, apply pg_restore's settings, run the COPY,
-/// send the blocks it takes; end the COPY when the rows run out, or abort it when the reader
-/// `failed`. When the session cannot send, the rest is discarded so the reader never waits on
-/// it; the reader sees `broken` and stops.
-struct Feed<'a> {
-    target: &'a PgConnectOptions,
-    settings: &'a str,
-    statement: &'a str,
-    inbox: &'a Mutex<Receiver<Vec<u8>>>,
-    broken: &'a AtomicBool,
-    failed: &'a AtomicBool,
-}
-
-impl Feed<'_> {
-    fn run(self, spent: Sender<Vec<u8>>) -> Result<()> {
-        let opened = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("starting a COPY session", e))
-            .and_then(|rt| Ok((rt.block_on(self.open())?, rt)));
-        let (mut conn, rt) = match opened {
-            Ok(x) => x,
-            Err(e) => {
-                self.drain(&spent);
-                return Err(e);
-            }
-        };
-        let loaded = self.load(&rt, &mut conn, &spent);
-        let _ = rt.block_on(conn.close());
-        loaded
-    }
-
-    fn load(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        conn: &mut PgConnection,
-        spent: &Sender<Vec<u8>>,
-    ) -> Result<()> {
-        let mut copy = match rt.block_on(conn.copy_in_raw(self.statement)) {
-            Ok(c) => c,
-            Err(e) => {
-                self.drain(spent);
-                return Err(e.into());
-            }
-        };
-        let mut sent: Result<()> = Ok(());
-        while let Some(block) = self.next() {
-            if sent.is_ok() {
-                sent = rt
-                    .block_on(async {
-                        for part in block.chunks(SEND) {
-                            copy.send(part).await?;
-                        }
-                        Ok::<(), sqlx::Error>(())
-                    })
-                    .map_err(Error::from);
-                if sent.is_err() {
-                    self.broken.store(true, Ordering::Relaxed);
-                }
-            }
-            let _ = spent.send(block);
-        }
-        let end = if sent.is_err() || self.failed.load(Ordering::SeqCst) {
-            rt.block_on(copy.abort("pgsteward stopped the restore"))
-                .map_err(Error::from)
-        } else {
-            rt.block_on(copy.finish()).map(|_| ()).map_err(Error::from)
-        };
-        sent.and(end)
-    }
-
-    async fn open(&self) -> Result<PgConnection> {
-        let mut conn = PgConnection::connect_with(self.target).await?;
-        sqlx::raw_sql(self.settings).execute(&mut conn).await?;
-        Ok(conn)
-    }
-
-    fn next(&self) -> Option<Vec<u8>> {
-        self.inbox
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .recv()
-            .ok()
-    }
-
-    /// Take the blocks without sending them, so the reader is never held up by this session.
-    fn drain(&self, spent: &Sender<Vec<u8>>) {
-        self.broken.store(true, Ordering::Relaxed);
-        while let Some(block) = self.next() {
-            let _ = spent.send(block);
-        }
-    }
-}
-
 /// A head split into the settings to run first (psql meta-commands such as `\restrict` left
 /// out) and the COPY statement itself.
 fn split_head(head: &str) -> (String, &str) {
@@ -563,37 +465,6 @@ mod tests {
         // A row ending in an escaped backslash and a dot is data, not the end marker.
         assert_eq!(last(b"1\tx\\.\n"), b"1\tx\\.\n");
         assert_eq!(last(b"1\ta\n"), b"1\ta\n");
-    }
-
-    #[test]
-    fn a_session_that_cannot_connect_takes_its_blocks_so_the_reader_never_waits() {
-        // Nothing listens on port 1: the session fails to connect.
-        let target = PgConnectOptions::new_without_pgpass()
-            .host("127.0.0.1")
-            .port(1);
-        let (blocks, inbox) = sync_channel::<Vec<u8>>(1);
-        let (spent, recycled) = channel::<Vec<u8>>();
-        let inbox = Mutex::new(inbox);
-        let (broken, failed) = (AtomicBool::new(false), AtomicBool::new(false));
-        let ended = std::thread::scope(|s| {
-            let feed = Feed {
-                target: &target,
-                settings: "",
-                statement: "COPY t FROM stdin",
-                inbox: &inbox,
-                broken: &broken,
-                failed: &failed,
-            };
-            let session = s.spawn(move || feed.run(spent));
-            for _ in 0..4 {
-                blocks.send(b"1\n".to_vec()).unwrap();
-            }
-            drop(blocks);
-            session.join().unwrap()
-        });
-        assert!(ended.is_err());
-        assert!(broken.load(Ordering::SeqCst));
-        assert_eq!(recycled.iter().count(), 4);
     }
 
     #[test]
