@@ -153,7 +153,7 @@ impl SplitRestore<'_> {
         entries: &[(String, String)],
         rep: &mut Reporter,
         cancel: &CancelToken,
-    ) -> Result<Vec<(String, String)>> {
+    ) -> Result<Vec<(String, Head)>> {
         let dir = work.join("heads");
         fs::create_dir_all(&dir).map_err(|e| Error::io("creating the restore folder", e))?;
         fs::copy(dump_dir.join("toc.dat"), dir.join("toc.dat"))
@@ -179,13 +179,13 @@ impl SplitRestore<'_> {
             self.pg_restore_run(&args, rep, cancel)?;
             let text = fs::read_to_string(&script)
                 .map_err(|e| Error::io("reading pg_restore's script", e))?;
-            let head = copy_head(&text).ok_or_else(|| {
+            let head = Head::parse(&text).ok_or_else(|| {
                 Error::new(
                     ErrorCode::ToolFailed,
                     format!("pg_restore printed no COPY statement for entry {toc}"),
                 )
             })?;
-            heads.push((toc.clone(), head.to_string()));
+            heads.push((toc.clone(), head));
         }
         Ok(heads)
     }
@@ -194,18 +194,17 @@ impl SplitRestore<'_> {
     fn load_table(
         &self,
         obj: &ObjectEntry,
-        head: &str,
+        head: &Head,
         sessions: usize,
         rep: &mut Reporter,
         cancel: &CancelToken,
     ) -> Result<()> {
         rep.phase(&format!(
             "loading {} over {sessions} sessions",
-            copy_target(head)
+            head.target()
         ));
         rep.total(Some(obj.plaintext_bytes), false);
-        let (settings, copy) = split_head(head);
-        let statement = &format!("{MARK} {copy}");
+        let statement = &format!("{MARK} {}", head.copy);
         rep.command(&format!(
             "{} (x{sessions} sessions, each with its share of the rows)",
             statement.trim_end()
@@ -221,7 +220,7 @@ impl SplitRestore<'_> {
                     let spent = spent.clone();
                     let feed = Feed {
                         target: self.target,
-                        settings: &settings,
+                        settings: &head.settings,
                         statement,
                         inbox: &inbox,
                         broken: &broken,
@@ -357,22 +356,6 @@ fn send(blocks: &SyncSender<Vec<u8>>, block: Vec<u8>) -> Result<()> {
     })
 }
 
-/// A head split into the settings to run first (psql meta-commands such as `\restrict` left
-/// out) and the COPY statement itself.
-fn split_head(head: &str) -> (String, &str) {
-    let at = if head.starts_with("COPY ") {
-        0
-    } else {
-        head.find("\nCOPY ").map_or(0, |p| p + 1)
-    };
-    let settings = head[..at]
-        .lines()
-        .filter(|l| !l.starts_with('\\'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    (settings, &head[at..])
-}
-
 /// A data file's last block without its end-of-data line (`\.` alone on a line) and what
 /// follows it.
 fn without_end_marker(mut block: Vec<u8>) -> Vec<u8> {
@@ -400,38 +383,47 @@ fn split_list(list: &str, ids: &[&str]) -> (Vec<(String, String)>, String) {
     (entries, rest)
 }
 
-/// A data-only script up to the end of its first `COPY ... FROM stdin;` (the statement may
-/// span lines when a name holds a newline).
-fn copy_head(script: &str) -> Option<&str> {
-    let start = if script.starts_with("COPY ") {
-        0
-    } else {
-        script.find("\nCOPY ")? + 1
-    };
-    let end = script[start..].find(" FROM stdin;\n")? + start + " FROM stdin;\n".len();
-    Some(&script[..end])
+/// What a session runs before a big table's rows, from pg_restore's data-only script for it.
+struct Head {
+    /// The script's session settings, psql meta-commands (such as `\restrict`) left out.
+    settings: String,
+    /// The script's first `COPY ... FROM stdin;` (it may span lines when a name holds a
+    /// newline).
+    copy: String,
 }
 
-/// The table a COPY head loads, as the statement names it (`public.events`).
-fn copy_target(head: &str) -> String {
-    let Some(start) = head
-        .rfind("\nCOPY ")
-        .map(|p| p + 6)
-        .or_else(|| head.starts_with("COPY ").then_some(5))
-    else {
-        return "a table".into();
-    };
-    let mut quoted = false;
-    let name: String = head[start..]
-        .chars()
-        .take_while(|&c| {
-            if c == '"' {
-                quoted = !quoted;
-            }
-            quoted || c != ' '
+impl Head {
+    fn parse(script: &str) -> Option<Head> {
+        let start = if script.starts_with("COPY ") {
+            0
+        } else {
+            script.find("\nCOPY ")? + 1
+        };
+        let end = script[start..].find(" FROM stdin;\n")? + start + " FROM stdin;\n".len();
+        let settings = script[..start]
+            .lines()
+            .filter(|l| !l.starts_with('\\'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Some(Head {
+            settings,
+            copy: script[start..end].to_string(),
         })
-        .collect();
-    name
+    }
+
+    /// The table the COPY loads, as the statement names it (`public.events`).
+    fn target(&self) -> String {
+        let mut quoted = false;
+        self.copy["COPY ".len()..]
+            .chars()
+            .take_while(|&c| {
+                if c == '"' {
+                    quoted = !quoted;
+                }
+                quoted || c != ' '
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -441,20 +433,24 @@ mod tests {
     #[test]
     fn the_head_ends_after_the_copy_statement() {
         let script = "--\n-- dump\n--\nSET client_encoding = 'UTF8';\n\n--\n-- Data for Name: t\n--\n\nCOPY public.\"a FROM b\" (id, \"x\ny\") FROM stdin;\n--\n-- complete\n";
-        let head = copy_head(script).expect("a head");
-        assert!(head.starts_with("--\n-- dump"));
-        assert!(head.ends_with("(id, \"x\ny\") FROM stdin;\n"));
-        assert_eq!(copy_target(head), "public.\"a FROM b\"");
-        assert_eq!(copy_head("SET x = 1;\n-- no copy here\n"), None);
+        let head = Head::parse(script).expect("a head");
+        assert!(head.settings.starts_with("--\n-- dump"));
+        assert!(head.copy.ends_with("(id, \"x\ny\") FROM stdin;\n"));
+        assert_eq!(head.target(), "public.\"a FROM b\"");
+        assert!(Head::parse("SET x = 1;\n-- no copy here\n").is_none());
     }
 
     #[test]
     fn settings_run_without_meta_commands_before_the_copy() {
         let head = "\\restrict abc\n--\nSET client_encoding = 'UTF8';\nSELECT 1;\n\nCOPY public.\"x\nCOPY y\" (a) FROM stdin;\n";
-        let (settings, statement) = split_head(head);
-        assert_eq!(settings, "--\nSET client_encoding = 'UTF8';\nSELECT 1;\n");
-        assert_eq!(statement, "COPY public.\"x\nCOPY y\" (a) FROM stdin;\n");
-        assert_eq!(split_head("COPY t (a) FROM stdin;\n").0, "");
+        let head = Head::parse(head).expect("a head");
+        assert_eq!(
+            head.settings,
+            "--\nSET client_encoding = 'UTF8';\nSELECT 1;\n"
+        );
+        assert_eq!(head.copy, "COPY public.\"x\nCOPY y\" (a) FROM stdin;\n");
+        let bare = Head::parse("COPY t (a) FROM stdin;\n").expect("a head");
+        assert_eq!(bare.settings, "");
     }
 
     #[test]
