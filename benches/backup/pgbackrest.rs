@@ -67,6 +67,14 @@ impl BackRest {
         c
     }
 
+    /// `pg_ctl ACTION -D data`, as the cluster's user: for the cluster pgBackRest restored.
+    fn pg_ctl(&self, server: &Server, action: &str, data: &Path) -> Command {
+        let mut c = Command::new(server.bin("pg_ctl"));
+        as_user(&mut c, &self.user);
+        c.current_dir("/").arg(action).arg("-D").arg(data);
+        c
+    }
+
     /// The archive_command that pushes WAL into the repository.
     pub(super) fn archive_command(&self) -> String {
         format!(
@@ -124,13 +132,8 @@ pub(super) fn report(server: &Server, br: &BackRest, version: &str, f: &Figures)
             );
             // Start it on another port until it accepts connections (replays WAL from the archive).
             let port = pgsteward::cluster::free_port().unwrap();
-            let mut c = Command::new(server.bin("pg_ctl"));
-            as_user(&mut c, &br.user);
-            c.current_dir("/")
-                .arg("start")
-                .arg("-D")
-                .arg(&target)
-                .arg("-l")
+            let mut c = br.pg_ctl(server, "start", &target);
+            c.arg("-l")
                 .arg(br.dir.join("restored.log"))
                 .args(["-w", "-t", "600", "-o"])
                 .arg(format!(
@@ -143,14 +146,8 @@ pub(super) fn report(server: &Server, br: &BackRest, version: &str, f: &Figures)
                 "    then start and recover         {start_s:7.1} s   (restore + start {:.1} s)",
                 s + start_s
             );
-            let mut c = Command::new(server.bin("pg_ctl"));
-            as_user(&mut c, &br.user);
-            c.current_dir("/")
-                .arg("stop")
-                .arg("-D")
-                .arg(&target)
-                .args(["-m", "fast", "-w"])
-                .stdout(Stdio::null());
+            let mut c = br.pg_ctl(server, "stop", &target);
+            c.args(["-m", "fast", "-w"]).stdout(Stdio::null());
             run(c, "stopping the restored cluster");
         }
         Err(e) => println!("    restore failed: {}", e.lines().next().unwrap_or("")),
