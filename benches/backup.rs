@@ -14,10 +14,16 @@
 //! PGSTEWARD_BENCH_PG=15 for PostgreSQL 15, PGSTEWARD_BENCH_DATASETS=events to run one).
 //! The full verify and the two restores (serial pg_restore, pgsteward's, taking turns) run
 //! PGSTEWARD_BENCH_RUNS times, 3 by default; their figures are medians, printed with the range.
+//! Each restore and verify also prints its CPU (core-seconds of the client and of the server)
+//! and what it would take with every core busy, and the bench measures one core's rate of the
+//! verify's stages on the dataset's own dump: what this machine's cores allow, beside what a
+//! run took (see backup/cpu.rs).
 //! pgBackRest must be installed (scripts/install-deps.sh does); a version that does not
 //! support the server's major version is reported and skipped.
 
 mod common;
+#[path = "backup/cpu.rs"]
+mod cpu;
 #[path = "backup/pgbackrest.rs"]
 mod pgbackrest;
 
@@ -180,6 +186,8 @@ struct Figures {
     sw_restore_s: f64,
     sw_verify_s: f64,
     sw_verify_inner_s: f64,
+    /// pgsteward's restore's core-seconds spread over every core: the least it could take here.
+    sw_restore_floor_s: f64,
 }
 
 fn main() {
@@ -210,7 +218,7 @@ async fn run_all() {
         std::os::unix::fs::PermissionsExt::from_mode(0o711),
     )
     .unwrap();
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpus = cores();
     println!(
         "pgsteward backup benchmark — PostgreSQL {} on {cpus} CPUs, datasets of about {size_gb} GB",
         server.major(),
@@ -381,10 +389,7 @@ fn measure(server: &Server, cli: &Cli, db: &str, work: &Path) -> Figures {
 
     // Where pgsteward's time goes: the same pg_dump and pg_restore it runs, on their own
     // (directory format, uncompressed, both cores), with no compression, sealing or storage.
-    let jobs = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-        .to_string();
+    let jobs = cores().clamp(1, 8).to_string();
     let dir = work.join(format!("{db}.dir"));
     let mut c = pg_command(server, "pg_dump");
     c.args(["-Fd", "-Z0", "-j", &jobs, "-f"]).arg(&dir).arg(db);
@@ -402,6 +407,12 @@ fn measure(server: &Server, cli: &Cli, db: &str, work: &Path) -> Figures {
         "  pg_restore -j{jobs} of it alone         {raw_restore_s:7.1} s   (floor of pgsteward's restore)"
     );
     server.sql("postgres", &format!("DROP DATABASE {db}_pgr"));
+    let rates = cpu::stage_rates(&dir);
+    println!(
+        "  one core here, on this dump: zstd decoding {:.2} GB/s of plaintext, SHA-256 {:.2} GB/s, \
+         AES-256-GCM opening {:.1} GB/s",
+        rates.zstd_decode, rates.sha256, rates.gcm_open
+    );
     std::fs::remove_dir_all(&dir).unwrap();
     settle(server, "postgres");
 
@@ -433,10 +444,14 @@ fn measure(server: &Server, cli: &Cli, db: &str, work: &Path) -> Figures {
     );
     settle(server, "postgres");
     let (mut walls, mut inners, mut ok) = (Vec::new(), Vec::new(), true);
+    let mut verify_cpu = Vec::new();
     for _ in 0..runs() {
-        let (wall, v) = cli.run(&["backup", "verify", &project, &id, "--tier", "full"], None);
+        let ((wall, v), used) = cpu::measured(server, || {
+            cli.run(&["backup", "verify", &project, &id, "--tier", "full"], None)
+        });
         ok &= v["reports"][0]["ok"].as_bool() == Some(true);
         walls.push(wall);
+        verify_cpu.push(used.client);
         // The command's own figure (the verify itself, without starting the CLI and opening
         // the keyring) beside the wall time of the whole command.
         inners.push(v["reports"][0]["duration_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0);
@@ -451,6 +466,16 @@ fn measure(server: &Server, cli: &Cli, db: &str, work: &Path) -> Figures {
         if ok { "" } else { "  (NOT OK)" },
         spread(&walls)
     );
+    let verify_core_s = median(&verify_cpu);
+    let cores = cores();
+    println!(
+        "    its CPU: {verify_core_s:.2} core-s ({:.2} cores busy); with {cores} cores fully used: {:.2} GB/s stored. \
+         Its stages alone (decode, digest, open) need {:.2} core-s per stored GB here: at most {:.2} GB/s on {cores} cores",
+        verify_core_s / sw_verify_s,
+        cores as f64 * sw_stored as f64 / GB / verify_core_s,
+        rates.core_s_per_stored_gb(),
+        cores as f64 / rates.core_s_per_stored_gb()
+    );
 
     // A serial pg_restore of the -Fc dump and pgsteward's restore, taking turns, so a change
     // in the machine's load reaches both alike.
@@ -461,28 +486,34 @@ fn measure(server: &Server, cli: &Cli, db: &str, work: &Path) -> Figures {
     let count = |d: &str| server.sql(d, &format!("SELECT count(*) FROM {largest}"));
     let rows_src = count(db);
     let (mut serial, mut ours) = (Vec::new(), Vec::new());
+    let (mut serial_cpu, mut ours_cpu) = (Vec::new(), Vec::new());
     for _ in 0..runs() {
         server.sql("postgres", &format!("CREATE DATABASE {db}_pgr"));
         let mut c = pg_command(server, "pg_restore");
         c.args(["--exit-on-error", "-d", &format!("{db}_pgr")])
             .arg(&dump);
-        serial.push(run(c, "pg_restore"));
+        let (wall, used) = cpu::measured(server, || run(c, "pg_restore"));
+        serial.push(wall);
+        serial_cpu.push(used);
         server.sql("postgres", &format!("DROP DATABASE {db}_pgr"));
         settle(server, "postgres");
 
         let target = format!("{db}_sw");
-        let (wall, _) = cli.run(
-            &[
-                "backup",
-                "restore",
-                &project,
-                &id,
-                "--new-database",
-                &target,
-            ],
-            None,
-        );
+        let ((wall, _), used) = cpu::measured(server, || {
+            cli.run(
+                &[
+                    "backup",
+                    "restore",
+                    &project,
+                    &id,
+                    "--new-database",
+                    &target,
+                ],
+                None,
+            )
+        });
         ours.push(wall);
+        ours_cpu.push(used);
         // The restore is whole: exact row counts of the largest table agree.
         let rows_dst = count(&target);
         if rows_src != rows_dst {
@@ -492,13 +523,18 @@ fn measure(server: &Server, cli: &Cli, db: &str, work: &Path) -> Figures {
         settle(server, "postgres");
     }
     let (pg_restore_s, sw_restore_s) = (median(&serial), median(&ours));
+    let (serial_used, ours_used) = (median_cpu(&serial_cpu), median_cpu(&ours_cpu));
     println!(
-        "  pg_restore (serial)              {pg_restore_s:7.1} s   {}",
-        spread(&serial)
+        "  pg_restore (serial)              {pg_restore_s:7.1} s   {}\n    its CPU: {}",
+        spread(&serial),
+        serial_used.describe(pg_restore_s)
     );
     println!(
-        "  pgsteward backup restore (new db){sw_restore_s:7.1} s   {}",
-        spread(&ours)
+        "  pgsteward backup restore (new db){sw_restore_s:7.1} s   {}\n    its CPU: {}; \
+         with {cores} cores fully used: {:.1} s",
+        spread(&ours),
+        ours_used.describe(sw_restore_s),
+        ours_used.total() / cores as f64
     );
     std::fs::remove_file(&dump).unwrap();
     cli.run(&["project", "remove", &project, "--delete-backups"], None);
@@ -513,6 +549,19 @@ fn measure(server: &Server, cli: &Cli, db: &str, work: &Path) -> Figures {
         sw_restore_s,
         sw_verify_s,
         sw_verify_inner_s: inner_s,
+        sw_restore_floor_s: ours_used.total() / cores as f64,
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The median run's client and server core-seconds, each taken on its own.
+fn median_cpu(v: &[cpu::Cpu]) -> cpu::Cpu {
+    cpu::Cpu {
+        client: median(&v.iter().map(|c| c.client).collect::<Vec<_>>()),
+        server: median(&v.iter().map(|c| c.server).collect::<Vec<_>>()),
     }
 }
 
@@ -539,6 +588,10 @@ fn report(f: &Figures) {
         "    floors: pg_dump -Fd alone / pg_dump -Fc {:5.2}x, pg_restore -j alone / serial {:5.2}x",
         f.raw_dump_s / f.dump_s,
         f.raw_restore_s / f.pg_restore_s
+    );
+    println!(
+        "    restore at full use of every core / serial pg_restore {:5.2}x (its CPU spread over the cores)",
+        f.sw_restore_floor_s / f.pg_restore_s
     );
     println!(
         "    stored size pgsteward / pg_dump -Fc     {:5.2}x",
