@@ -6,6 +6,9 @@
 //! works for a role that has only `pg_monitor`, and adapts to the server version (13 to 18).
 //! Collectors return raw readings (cumulative counters and gauges); the sampler turns counters
 //! into rates.
+//!
+//! This file holds the readings' types, the runner and the database and activity collectors;
+//! pg_stat_statements is read in `statements`, the server-wide views in `server`.
 
 use std::time::Duration;
 
@@ -13,10 +16,14 @@ use serde::Serialize;
 use sqlx::{PgConnection, Row};
 use ts_rs::TS;
 
-use crate::conn::{Pool, MARK};
+use crate::conn::Pool;
 use crate::error::{Error, ErrorCode, Result};
-use crate::ident::quote_ident;
 use crate::sql;
+
+mod server;
+mod statements;
+
+pub use statements::statements_schema;
 
 /// The families of statistics a sample is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, TS)]
@@ -345,12 +352,12 @@ async fn run_one(
     match id {
         CollectorId::Database => database(c, &mut out).await?,
         CollectorId::Activity => activity(c, &mut out, opts).await?,
-        CollectorId::Statements => statements(c, &mut out).await?,
-        CollectorId::Checkpoints => checkpoints(c, ctx, &mut out).await?,
-        CollectorId::Wal => wal(c, ctx, &mut out).await?,
-        CollectorId::Replication => replication(c, &mut out).await?,
-        CollectorId::Locks => locks(c, &mut out).await?,
-        CollectorId::Sizes => sizes(c, &mut out).await?,
+        CollectorId::Statements => statements::statements(c, &mut out).await?,
+        CollectorId::Checkpoints => server::checkpoints(c, ctx, &mut out).await?,
+        CollectorId::Wal => server::wal(c, ctx, &mut out).await?,
+        CollectorId::Replication => server::replication(c, &mut out).await?,
+        CollectorId::Locks => server::locks(c, &mut out).await?,
+        CollectorId::Sizes => server::sizes(c, &mut out).await?,
     }
     sqlx::query(sql!("ROLLBACK /* pgsteward */"))
         .execute(&mut *c)
@@ -454,236 +461,6 @@ async fn activity(c: &mut PgConnection, out: &mut Collected, opts: &CollectOptio
             running_ms: r.get("ms"),
             query_start_epoch: r.get("started"),
         });
-    }
-    Ok(())
-}
-
-/// Whether pg_stat_statements can be read in the current database: `Ok(None)` when it can
-/// (its schema is then returned by [`statements_schema`]), else how to enable it.
-///
-/// `shared_preload_libraries` is only visible to roles with pg_read_all_settings (pg_monitor has
-/// it); for other roles the extension is probed directly.
-pub async fn statements_schema(
-    c: &mut PgConnection,
-) -> Result<std::result::Result<String, String>> {
-    let r = sqlx::query(sql!("SELECT /* pgsteward */ (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS spl,
-                (SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-                  WHERE e.extname = 'pg_stat_statements') AS nsp,
-                current_database()::text AS db"
-    ))
-    .fetch_one(&mut *c)
-    .await?;
-    let db: String = r.get("db");
-    let preloaded = r.get::<Option<String>, _>("spl").map(|spl| {
-        spl.split(',')
-            .map(|s| s.trim().trim_matches('"').trim())
-            .any(|s| s == "pg_stat_statements" || s.ends_with("/pg_stat_statements"))
-    });
-    let nsp: Option<String> = r.get("nsp");
-    match (preloaded, nsp) {
-        (Some(false), _) => Ok(Err(enable_statements_instructions(&db, false))),
-        (_, None) => Ok(Err(enable_statements_instructions(
-            &db,
-            preloaded.unwrap_or(false),
-        ))),
-        (Some(true), Some(nsp)) => Ok(Ok(nsp)),
-        (None, Some(nsp)) => {
-            // Cannot see the setting: ask the view; it refuses when the library is not loaded.
-            let probe = format!(
-                "{MARK} SELECT {MARK} 1 FROM {}.pg_stat_statements LIMIT 1",
-                quote_ident(&nsp)?
-            );
-            // A refusal aborts the caller's transaction, if any; it is the last statement then.
-            let res = sqlx::query(&probe)
-                .persistent(false)
-                .fetch_optional(&mut *c)
-                .await;
-            match res {
-                Ok(_) => Ok(Ok(nsp)),
-                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55000") => {
-                    Ok(Err(enable_statements_instructions(&db, false)))
-                }
-                Err(e) => Err(e.into()),
-            }
-        }
-    }
-}
-
-/// Longest query text kept in the history.
-const MAX_QUERY_TEXT: usize = 4000;
-
-async fn statements(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
-    let nsp = match statements_schema(c).await? {
-        Ok(nsp) => nsp,
-        Err(how) => {
-            out.note = Some(how);
-            return Ok(());
-        }
-    };
-    let schema = quote_ident(&nsp)?;
-    // Column names changed in 13 (total_time -> total_exec_time); an extension not yet updated
-    // after a server upgrade keeps the old ones, so ask the view itself.
-    let cols: Vec<String> = sqlx::query_scalar(sql!(
-        "SELECT /* pgsteward */ attname::text FROM pg_attribute
-          WHERE attrelid = to_regclass(format('%I.pg_stat_statements', $1::text))
-            AND attname IN ('total_exec_time', 'total_time') AND NOT attisdropped"
-    ))
-    .bind(&nsp)
-    .fetch_all(&mut *c)
-    .await?;
-    let total = if cols.iter().any(|c| c == "total_exec_time") {
-        "total_exec_time"
-    } else {
-        "total_time"
-    };
-    // pgsteward's own statements are left out: they are the monitor, not the workload. They are
-    // recognised by the marker comment; PostgreSQL 18 drops a *leading* comment from the text
-    // it records, so the collectors also carry the marker after their first keyword.
-    let stmt = format!(
-        "{MARK} SELECT {MARK} queryid::text AS queryid, min(query) AS query,
-                sum(calls)::float8 AS calls, sum({total})::float8 AS total_ms,
-                sum(rows)::float8 AS rows, sum(shared_blks_read)::float8 AS shared_blks_read,
-                sum(temp_blks_written)::float8 AS temp_blks_written
-           FROM {schema}.pg_stat_statements
-          WHERE queryid IS NOT NULL AND strpos(query, '{MARK}') = 0
-          GROUP BY queryid"
-    );
-    let rows = sqlx::query(&stmt)
-        .persistent(false)
-        .fetch_all(&mut *c)
-        .await?;
-    let list = rows
-        .into_iter()
-        .map(|r| {
-            let mut query: String = r.get::<Option<String>, _>("query").unwrap_or_default();
-            if query.len() > MAX_QUERY_TEXT {
-                let mut cut = MAX_QUERY_TEXT;
-                while !query.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                query.truncate(cut);
-            }
-            StatementCounters {
-                queryid: r.get("queryid"),
-                query,
-                calls: r.get("calls"),
-                total_ms: r.get("total_ms"),
-                rows: r.get("rows"),
-                shared_blks_read: r.get("shared_blks_read"),
-                temp_blks_written: r.get("temp_blks_written"),
-            }
-        })
-        .collect();
-    out.statements = Some(list);
-    Ok(())
-}
-
-async fn checkpoints(c: &mut PgConnection, ctx: &Collection, out: &mut Collected) -> Result<()> {
-    let r = if ctx.server_version_num >= 170000 {
-        sqlx::query(sql!("SELECT /* pgsteward */ num_timed::float8 AS timed, num_requested::float8 AS req FROM pg_stat_checkpointer"
-        ))
-        .fetch_one(&mut *c)
-        .await?
-    } else {
-        sqlx::query(sql!("SELECT /* pgsteward */ checkpoints_timed::float8 AS timed, checkpoints_req::float8 AS req FROM pg_stat_bgwriter"
-        ))
-        .fetch_one(&mut *c)
-        .await?
-    };
-    out.counters
-        .push(reading("checkpoints_timed", "", r.get("timed")));
-    out.counters
-        .push(reading("checkpoints_requested", "", r.get("req")));
-    Ok(())
-}
-
-async fn wal(c: &mut PgConnection, ctx: &Collection, out: &mut Collected) -> Result<()> {
-    let lsn: Option<f64> = sqlx::query_scalar(sql!("SELECT /* pgsteward */ (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END
-                 - '0/0'::pg_lsn)::float8"
-    ))
-    .fetch_one(&mut *c)
-    .await?;
-    if let Some(lsn) = lsn {
-        out.counters.push(reading("wal_lsn", "", lsn));
-    }
-    if ctx.server_version_num >= 140000 {
-        let r = sqlx::query(sql!("SELECT /* pgsteward */ wal_records::float8 AS records, wal_fpi::float8 AS fpi FROM pg_stat_wal"
-        ))
-        .fetch_one(&mut *c)
-        .await?;
-        out.counters
-            .push(reading("wal_records", "", r.get("records")));
-        out.counters.push(reading("wal_fpi", "", r.get("fpi")));
-    }
-    Ok(())
-}
-
-async fn replication(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
-    let standbys = sqlx::query(sql!("SELECT /* pgsteward */ coalesce(nullif(application_name, ''), client_addr::text, pid::text) AS name,
-                coalesce(extract(epoch FROM replay_lag), 0)::float8 AS lag_s,
-                coalesce(pg_wal_lsn_diff(
-                    CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END,
-                    replay_lsn), 0)::float8 AS lag_bytes
-           FROM pg_stat_replication"
-    ))
-    .fetch_all(&mut *c)
-    .await?;
-    for r in standbys {
-        let name: String = r.get("name");
-        out.gauges.push(reading(
-            "replication_lag_seconds",
-            name.clone(),
-            r.get("lag_s"),
-        ));
-        out.gauges
-            .push(reading("replication_lag_bytes", name, r.get("lag_bytes")));
-    }
-    let slots = sqlx::query(sql!("SELECT /* pgsteward */ slot_name::text AS name,
-                coalesce(pg_wal_lsn_diff(
-                    CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END,
-                    restart_lsn), 0)::float8 AS retained
-           FROM pg_replication_slots"
-    ))
-    .fetch_all(&mut *c)
-    .await?;
-    for r in slots {
-        out.gauges.push(reading(
-            "slot_retained_bytes",
-            r.get::<String, _>("name"),
-            r.get("retained"),
-        ));
-    }
-    Ok(())
-}
-
-/// Sessions waiting for a lock, from their wait events. Each waiting session waits for exactly
-/// one lock, so this is the count of lock requests not granted; reading pg_locks instead would
-/// take every lock-manager partition lock and every session's fast-path lock on each sample,
-/// which stalls a busy server's transactions (it cost read-only pgbench several percent).
-async fn locks(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
-    let n: f64 = sqlx::query_scalar(sql!(
-        "SELECT /* pgsteward */ count(*)::float8 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-    ))
-    .fetch_one(&mut *c)
-    .await?;
-    out.gauges.push(reading("locks_waiting", "", n));
-    Ok(())
-}
-
-async fn sizes(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
-    let rows = sqlx::query(sql!("SELECT /* pgsteward */ datname::text AS name, pg_database_size(oid)::float8 AS bytes
-           FROM pg_database
-          WHERE datallowconn
-            AND (has_database_privilege(oid, 'CONNECT') OR pg_has_role('pg_read_all_stats', 'USAGE'))"
-    ))
-    .fetch_all(&mut *c)
-    .await?;
-    for r in rows {
-        out.gauges.push(reading(
-            "database_size_bytes",
-            r.get::<String, _>("name"),
-            r.get("bytes"),
-        ));
     }
     Ok(())
 }
