@@ -3,6 +3,9 @@
 //! It owns the project store, one pool per project (rebuilt when settings change), the recent
 //! samples of each project, and the flows that cross modules (test a connection, take or restore
 //! a backup). Everything here is plain async Rust with no UI dependency.
+//!
+//! This file holds projects, pools and connection tests; each domain's flows are in a submodule
+//! (`inspect`, `history`, `monitoring`, `backups`, `upkeep`, `recovery`, `maintain`, ...).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,18 +22,14 @@ use crate::conn::session::{connect_options, pick_password};
 use crate::conn::spec::{ConnSpec, ProcessEnv, Resolved};
 use crate::conn::{Pool, PoolConfig, PoolMetrics, SessionLimits};
 use crate::error::{Error, ErrorCode, Result};
-use crate::monitor::{
-    actions, activity, dashboard, explain, health, locks, queries, sampler, series, ActivityFilter,
-    ActivityReport, BlockingTree, CompactReport, DashboardSnapshot, ExplainOptions, ExplainReport,
-    HealthOptions, HealthReport, HistoryCharts, HistoryOptions, HistoryRange, HistoryRetention,
-    HistorySeries, HistoryStore, Metric, QueryCharts, QueryEvent, QuerySeries, QuerySort,
-    SampleReport, SampleRing, SamplerHandle, SignalKind, SignalOutcome, TopQueries,
-};
+use crate::monitor::{HistoryOptions, HistoryRetention, HistoryStore, SampleReport, SampleRing};
 use crate::project::{Project, ProjectInput, ProjectStore, ProjectSummary};
 use crate::secrets::{SecretKind, Secrets};
 use crate::sql;
 
 mod backups;
+mod history;
+mod inspect;
 mod maintain;
 mod monitoring;
 mod otlp;
@@ -380,244 +379,6 @@ impl Steward {
         let res = probe(&mut conn, started).await;
         let _ = conn.close().await;
         res
-    }
-
-    /// Take a sample now and return what the dashboard shows.
-    pub async fn dashboard_sample(&self, name: &str) -> Result<DashboardSnapshot> {
-        let pool = self.pool(name)?;
-        let mut conn = pool.acquire().await?;
-        let sample = dashboard::read_sample(&mut conn)
-            .await
-            .inspect_err(|_| conn.discard())?;
-        drop(conn);
-        let mut rings = self.rings.lock().unwrap();
-        let ring = rings.entry(name.to_string()).or_default();
-        ring.push(sample);
-        Ok(ring
-            .snapshot(name, DASHBOARD_INTERVAL_SECONDS)
-            .expect("a sample was just pushed"))
-    }
-
-    /// Sessions of the project's server, filtered; with long-running and idle-in-transaction
-    /// sessions flagged and the pids blocking each waiting one.
-    pub async fn activity(&self, name: &str, filter: &ActivityFilter) -> Result<ActivityReport> {
-        let mut conn = self.pool(name)?.acquire().await?;
-        activity::list(&mut conn, filter)
-            .await
-            .inspect_err(|_| conn.discard())
-    }
-
-    /// Lock waits as a tree, root blockers first.
-    pub async fn blocking_tree(&self, name: &str) -> Result<BlockingTree> {
-        let mut conn = self.pool(name)?.acquire().await?;
-        locks::blocking_tree(&mut conn)
-            .await
-            .inspect_err(|_| conn.discard())
-    }
-
-    /// Cancel the running query of backend `pid`.
-    pub async fn cancel_backend(&self, name: &str, pid: i32) -> Result<SignalOutcome> {
-        self.signal_backend(name, pid, SignalKind::Cancel).await
-    }
-
-    /// Terminate backend `pid` (its open transaction is rolled back).
-    pub async fn terminate_backend(&self, name: &str, pid: i32) -> Result<SignalOutcome> {
-        self.signal_backend(name, pid, SignalKind::Terminate).await
-    }
-
-    async fn signal_backend(
-        &self,
-        name: &str,
-        pid: i32,
-        kind: SignalKind,
-    ) -> Result<SignalOutcome> {
-        let mut conn = self.pool(name)?.acquire().await?;
-        actions::signal(&mut conn, pid, kind).await
-    }
-
-    /// EXPLAIN one statement (executed and rolled back when `analyze`), with default limits.
-    pub async fn explain(&self, name: &str, sql: &str, analyze: bool) -> Result<ExplainReport> {
-        self.explain_with(
-            name,
-            sql,
-            &ExplainOptions {
-                analyze,
-                ..ExplainOptions::default()
-            },
-        )
-        .await
-    }
-
-    pub async fn explain_with(
-        &self,
-        name: &str,
-        sql: &str,
-        opts: &ExplainOptions,
-    ) -> Result<ExplainReport> {
-        explain::inspect(sql)?; // refuse bad input before touching the server
-        let mut conn = self.pool(name)?.acquire().await?;
-        explain::explain(&mut conn, sql, opts).await
-    }
-
-    /// Run every health check against the project's server.
-    pub async fn health(&self, name: &str) -> Result<HealthReport> {
-        self.health_with(name, &HealthOptions::default()).await
-    }
-
-    pub async fn health_with(&self, name: &str, opts: &HealthOptions) -> Result<HealthReport> {
-        health::run(&self.pool(name)?, opts).await
-    }
-
-    /// The history store of a project (a SQLite file in its folder), opened on first use.
-    pub async fn history_store(&self, name: &str) -> Result<HistoryStore> {
-        self.store.get(name)?;
-        if let Some(h) = self.histories.lock().unwrap().get(name) {
-            return Ok(h.clone());
-        }
-        let opened = HistoryStore::open_in(&self.store.project_dir(name)?).await?;
-        let mut map = self.histories.lock().unwrap();
-        Ok(map.entry(name.to_string()).or_insert(opened).clone())
-    }
-
-    /// Series of `metrics` over `range`, at the resolution that covers it.
-    pub async fn history_series(
-        &self,
-        name: &str,
-        metrics: &[Metric],
-        range: HistoryRange,
-    ) -> Result<HistorySeries> {
-        let store = self.history_store(name).await?;
-        let now = chrono::Utc::now().timestamp_millis();
-        series::history_series(
-            name,
-            &store,
-            metrics,
-            range,
-            &self.history_opts.retention,
-            now,
-        )
-        .await
-    }
-
-    /// The dashboard's charts over `range` (see [`series::history_charts`]).
-    pub async fn history_charts(&self, name: &str, range: HistoryRange) -> Result<HistoryCharts> {
-        let h = self
-            .history_series(name, &series::CHART_METRICS, range)
-            .await?;
-        Ok(series::history_charts(&h))
-    }
-
-    /// Top statements over `range` from the stored pg_stat_statements deltas.
-    pub async fn top_queries(
-        &self,
-        name: &str,
-        range: HistoryRange,
-        sort: QuerySort,
-        limit: u32,
-    ) -> Result<TopQueries> {
-        let store = self.history_store(name).await?;
-        let (from, to) = range.bounds(chrono::Utc::now().timestamp_millis())?;
-        let list = queries::top_queries(&store, from, to, sort, limit).await?;
-        // Whether the server has pg_stat_statements is asked live; an unreachable server still
-        // gets its stored history.
-        let status = match self.pool(name) {
-            Ok(pool) => queries::statements_status(&pool).await.ok(),
-            Err(_) => None,
-        };
-        Ok(TopQueries {
-            project: name.to_string(),
-            from,
-            to,
-            sort,
-            queries: list,
-            statements_available: status.as_ref().map(|s| s.is_none()),
-            enable_instructions: status.flatten(),
-        })
-    }
-
-    /// Calls and mean time of one statement over `range`.
-    pub async fn query_series(
-        &self,
-        name: &str,
-        queryid: &str,
-        range: HistoryRange,
-    ) -> Result<QuerySeries> {
-        let store = self.history_store(name).await?;
-        let now = chrono::Utc::now().timestamp_millis();
-        queries::query_series(&store, queryid, range, &self.history_opts.retention, now).await
-    }
-
-    /// [`Steward::query_series`] with its charts over the range.
-    pub async fn query_charts(
-        &self,
-        name: &str,
-        queryid: &str,
-        range: HistoryRange,
-    ) -> Result<QueryCharts> {
-        let (from, to) = range.bounds(chrono::Utc::now().timestamp_millis())?;
-        Ok(self
-            .query_series(name, queryid, range)
-            .await?
-            .charts(from, to))
-    }
-
-    /// Slow-query events (slow statements and long-running sessions) over `range`, newest first.
-    pub async fn slow_query_events(
-        &self,
-        name: &str,
-        range: HistoryRange,
-    ) -> Result<Vec<QueryEvent>> {
-        let store = self.history_store(name).await?;
-        let now = chrono::Utc::now().timestamp_millis();
-        queries::slow_query_events(&store, range, now, 1000).await
-    }
-
-    /// Apply roll-ups and retention to a project's history.
-    pub async fn compact_history(&self, name: &str) -> Result<CompactReport> {
-        let store = self.history_store(name).await?;
-        let mut rep = store
-            .compact(
-                &self.history_opts.retention,
-                chrono::Utc::now().timestamp_millis(),
-            )
-            .await?;
-        rep.project = name.to_string();
-        Ok(rep)
-    }
-
-    /// Sample the project every `interval` in the background until the handle is dropped or
-    /// stopped; compacts the history now and then.
-    pub fn start_sampler(
-        self: &Arc<Self>,
-        name: &str,
-        interval: std::time::Duration,
-    ) -> Result<SamplerHandle> {
-        self.start_sampler_with(name, interval, None)
-    }
-
-    /// [`Steward::start_sampler`] with a callback after each pass (live updates).
-    pub fn start_sampler_with(
-        self: &Arc<Self>,
-        name: &str,
-        interval: std::time::Duration,
-        on_sample: Option<sampler::OnSample>,
-    ) -> Result<SamplerHandle> {
-        self.store.get(name)?;
-        let (a, b) = (self.clone(), self.clone());
-        let (n1, n2) = (name.to_string(), name.to_string());
-        Ok(SamplerHandle::spawn(
-            interval,
-            self.history_opts.compact_every,
-            move || {
-                let (st, n) = (a.clone(), n1.clone());
-                async move { st.sample_and_export(&n).await }
-            },
-            move || {
-                let (st, n) = (b.clone(), n2.clone());
-                async move { st.compact_history(&n).await.map(|_| ()) }
-            },
-            on_sample,
-        ))
     }
 
     pub fn backup_list(&self, name: &str) -> Result<Vec<BackupSummary>> {
