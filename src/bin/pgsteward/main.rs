@@ -3,6 +3,7 @@
 //! Human output by default, `--json` for scripts. On failure it prints the error's stable code
 //! and exits with status 1 (2 for usage errors).
 
+mod backup;
 mod history;
 mod maintain;
 mod output;
@@ -16,10 +17,8 @@ mod watch;
 use std::io::Read;
 
 use clap::{Args, Parser, Subcommand};
-use output::{human_bytes, out, progress};
-use pgsteward::backup::RestoreTarget;
+use output::{human_bytes, out};
 use pgsteward::conn::spec::{ConnectionInput, SslMode};
-use pgsteward::jobs::CancelToken;
 use pgsteward::monitor::{ActivityFilter, ExplainOptions};
 use pgsteward::project::ProjectInput;
 use pgsteward::{sandbox, Error, ErrorCode, Steward};
@@ -124,7 +123,7 @@ enum Cmd {
     },
     /// Encrypted logical backups.
     #[command(subcommand)]
-    Backup(BackupCmd),
+    Backup(backup::BackupCmd),
     /// Metrics for Prometheus (`metrics serve` samples projects and serves them on loopback) and
     /// OpenTelemetry (`metrics push` samples a project and exports it over OTLP).
     #[command(subcommand)]
@@ -273,71 +272,6 @@ enum ProjectCmd {
         /// Keep its backups (and the key that opens them).
         #[arg(long)]
         keep_backups: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum BackupCmd {
-    /// Take an encrypted logical backup now (pg_dump directory format, parallel jobs).
-    Create {
-        name: String,
-        /// Also keep the globals: roles (without passwords when they cannot be read) and
-        /// tablespaces, from pg_dumpall (default: BACKUP_GLOBALS).
-        #[arg(long)]
-        globals: bool,
-        /// Parallel pg_dump jobs and uploads, 1 to 8 (default: BACKUP_JOBS, else the CPUs).
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// zstd, gzip or none (default: BACKUP_COMPRESSION, else zstd).
-        #[arg(long)]
-        compression: Option<String>,
-    },
-    /// List a project's backups.
-    List { name: String },
-    /// The job that made a backup (or any backup job, by its job id) with its log: phases,
-    /// the commands exactly as run, warnings, the outcome.
-    Show { name: String, id: String },
-    /// Check backups: quick, sampled or full (default) verification.
-    Verify(upkeep::VerifyArgs),
-    /// Delete backups the retention policy lets go, and interrupted ones.
-    Prune(upkeep::PruneArgs),
-    /// Write a backup's decrypted pg_dump archive to a file, for stock tools.
-    Export(upkeep::ExportArgs),
-    /// Copy backups (one, or all the target lacks) to the project's copy target, verified there.
-    Copy {
-        name: String,
-        backup_id: Option<String>,
-    },
-    /// Restore a backup (default: the newest) into a throwaway server, compare every table with
-    /// the backup's records, run amcheck, and report the time to restore.
-    TestRecovery {
-        name: String,
-        backup_id: Option<String>,
-    },
-    /// Restore a backup.
-    Restore {
-        name: String,
-        backup_id: String,
-        /// Create this database and restore into it.
-        #[arg(
-            long,
-            conflicts_with = "same_database",
-            required_unless_present = "same_database"
-        )]
-        new_database: Option<String>,
-        /// Replace the contents of the backed-up database (needs --confirm DBNAME).
-        #[arg(long)]
-        same_database: bool,
-        /// Parallel pg_restore jobs into a new database (default: BACKUP_JOBS, else the CPUs);
-        /// a restore into the same database always runs in one transaction with one job.
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// First apply the backup's globals (roles, tablespaces); never done by default.
-        #[arg(long)]
-        globals: bool,
-        /// The database name, repeated, to confirm a restore into the same database.
-        #[arg(long, requires = "same_database")]
-        confirm: Option<String>,
     },
 }
 
@@ -581,119 +515,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             sort,
             limit,
         } => history::queries(&st, &name, &range, &sort, limit, json).await?,
-        Cmd::Backup(b) => match b {
-            BackupCmd::Create {
-                name,
-                globals,
-                jobs,
-                compression,
-            } => {
-                let compression = compression
-                    .map(|c| c.parse::<pgsteward::backup::codec::Compression>())
-                    .transpose()?;
-                let mut opts = pgsteward::steward::BackupOptions::from_env()?
-                    .with_jobs(jobs)
-                    .with_compression(compression);
-                opts.globals |= globals;
-                let (sink, bar) = progress(json);
-                let r = st
-                    .backup_create_with(&name, opts, sink, CancelToken::default())
-                    .await;
-                if let Some(b) = bar {
-                    b.finish_and_clear();
-                }
-                let s = r?;
-                out(json, &s, |s| {
-                    println!(
-                        "backup {} of {}: {} dumped, {} stored, {:.1} s",
-                        s.id,
-                        s.database,
-                        human_bytes(s.plaintext_bytes as f64),
-                        human_bytes(s.stored_bytes as f64),
-                        s.duration_ms as f64 / 1000.0
-                    )
-                });
-            }
-            BackupCmd::List { name } => {
-                let list = st.backup_list(&name)?;
-                out(json, &list, |l| {
-                    if l.is_empty() {
-                        println!("no backups of {name} yet");
-                    }
-                    for b in l {
-                        println!(
-                            "{}  {}  PostgreSQL {}  {} ({} stored)",
-                            b.id,
-                            b.database,
-                            b.server_version,
-                            human_bytes(b.plaintext_bytes as f64),
-                            human_bytes(b.stored_bytes as f64)
-                        );
-                    }
-                });
-            }
-            BackupCmd::Show { name, id } => upkeep::show(&st, json, &name, &id).await?,
-            BackupCmd::Verify(a) => upkeep::verify(&st, json, a).await?,
-            BackupCmd::Prune(a) => upkeep::prune(&st, json, a)?,
-            BackupCmd::Export(a) => upkeep::export(&st, json, a).await?,
-            BackupCmd::Copy { name, backup_id } => {
-                storage::copy(&st, json, &name, backup_id.as_deref()).await?
-            }
-            BackupCmd::TestRecovery { name, backup_id } => {
-                upkeep::test_recovery(&st, json, &name, backup_id.as_deref()).await?
-            }
-            BackupCmd::Restore {
-                name,
-                backup_id,
-                new_database,
-                same_database,
-                confirm,
-                jobs,
-                globals,
-            } => {
-                let mut opts = pgsteward::steward::RestoreOptions::from_env()?;
-                if let Some(j) = jobs {
-                    opts.jobs = j.clamp(1, pgsteward::backup::directory::MAX_JOBS);
-                }
-                opts.globals = globals;
-                let target = if same_database {
-                    RestoreTarget::SameDatabase {
-                        confirm: confirm.unwrap_or_default(),
-                    }
-                } else {
-                    RestoreTarget::NewDatabase {
-                        name: new_database.unwrap_or_default(),
-                    }
-                };
-                let (sink, bar) = progress(json);
-                let r = st
-                    .backup_restore_with(
-                        &name,
-                        &backup_id,
-                        &target,
-                        opts,
-                        sink,
-                        CancelToken::default(),
-                    )
-                    .await;
-                if let Some(b) = bar {
-                    b.finish_and_clear();
-                }
-                let rep = r?;
-                out(json, &rep, |r| {
-                    println!(
-                        "restored {} into {} ({}, {:.1} s)",
-                        r.backup_id,
-                        r.database,
-                        human_bytes(r.bytes as f64),
-                        r.duration_ms as f64 / 1000.0
-                    );
-                    for n in &r.notes {
-                        println!("  {n}");
-                    }
-                });
-            }
-        },
+        Cmd::Backup(b) => backup::run(&st, json, b).await?,
         Cmd::Key(k) => upkeep::key(&st, json, k)?,
         Cmd::Metrics(m) => watch::metrics(&st, json, m).await?,
         Cmd::Alerts(a) => watch::alerts(&st, json, a).await?,
