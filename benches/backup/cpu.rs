@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use sha2::Digest;
 
-use super::common::{own_cpu_seconds, process_tree, Server};
+use super::common::{own_cpu_seconds, process_tree, stat_fields, Server};
 use super::GB;
 
 /// Core-seconds a step took, on each side.
@@ -39,16 +39,6 @@ impl Cpu {
             self.total() / wall
         )
     }
-}
-
-/// Fields after the command name in /proc/PID/stat, from the state on.
-fn stat_fields(pid: &str) -> Vec<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    after
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0.0))
-        .collect()
 }
 
 /// CPU of the children this process waited for (cutime + cstime).

@@ -283,12 +283,22 @@ pub fn process_tree(root: u32) -> Vec<u32> {
     tree
 }
 
-/// Own CPU seconds (user + system, children not counted) of one process.
-pub fn own_cpu_seconds(pid: u32) -> f64 {
+/// The numeric fields of /proc/PID/stat after the command name (`pid` may be "self"): index 11
+/// and 12 are the process's user and system ticks, 13 and 14 those of the children it waited
+/// for. Empty when the process is gone.
+pub fn stat_fields(pid: &str) -> Vec<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let n = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    after
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect()
+}
+
+/// Own CPU seconds (user + system, children not counted) of one process.
+pub fn own_cpu_seconds(pid: u32) -> f64 {
+    let f = stat_fields(&pid.to_string());
+    let n = |i: usize| f.get(i).copied().unwrap_or(0.0);
     (n(11) + n(12)) / 100.0
 }
 
