@@ -93,9 +93,7 @@ pub async fn run(st: &Steward, json: bool, b: BackupCmd) -> Result<(), Error> {
             let r = st
                 .backup_create_with(&name, opts, sink, CancelToken::default())
                 .await;
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
+            bar.clear();
             let s = r?;
             out(json, &s, |s| {
                 println!(
@@ -170,9 +168,7 @@ pub async fn run(st: &Steward, json: bool, b: BackupCmd) -> Result<(), Error> {
                     CancelToken::default(),
                 )
                 .await;
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
+            bar.clear();
             let rep = r?;
             out(json, &rep, |r| {
                 println!(

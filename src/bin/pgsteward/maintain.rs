@@ -8,23 +8,18 @@ use pgsteward::maintain::{
 };
 use pgsteward::{Error, Steward};
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use pgsteward::maintain::{MaintenanceProgress, MaintenanceSink};
 
-use crate::output::{confirm, human_bytes, human_duration, out};
+use crate::output::{confirm, human_bytes, human_duration, out, Spinner};
 
 /// A spinner showing the running statement's phase, on a terminal only.
-fn progress(json: bool) -> (MaintenanceSink, Option<ProgressBar>) {
-    if json || !std::io::stderr().is_terminal() {
-        return (Arc::new(|_: &MaintenanceProgress| {}), None);
-    }
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    let b = bar.clone();
+fn progress(json: bool) -> (MaintenanceSink, Spinner) {
+    let spinner = Spinner::start(json);
+    let Some(b) = spinner.handle() else {
+        return (Arc::new(|_: &MaintenanceProgress| {}), spinner);
+    };
     let sink: MaintenanceSink = Arc::new(move |p: &MaintenanceProgress| {
         b.set_message(format!(
             "[{}] {} {}: {}, {} scanned, {:.1} s",
@@ -36,7 +31,7 @@ fn progress(json: bool) -> (MaintenanceSink, Option<ProgressBar>) {
             p.elapsed_ms as f64 / 1000.0
         ));
     });
-    (sink, Some(bar))
+    (sink, spinner)
 }
 
 #[derive(Args, Clone)]
@@ -256,9 +251,7 @@ pub async fn run(st: &Steward, json: bool, cmd: MaintainCmd) -> Result<(), Error
                 st.maintain_run_actions(&name, &cfg, RunMode::Approve, picked, cancel, sink)
                     .await
             };
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
+            bar.clear();
             let rep = r?;
             let failed = rep
                 .runs

@@ -165,14 +165,39 @@ pub fn cell(s: Option<&str>, width: usize) -> String {
     one_line(s.or(Some("-")), width)
 }
 
-pub fn progress(json: bool) -> (ProgressSink, Option<ProgressBar>) {
-    if json || !std::io::stderr().is_terminal() {
-        return (Arc::new(|_: &JobProgress| {}), None);
+/// A job's spinner on a terminal (nothing under `--json` or when stderr is not a terminal).
+pub struct Spinner(Option<ProgressBar>);
+
+impl Spinner {
+    pub fn start(json: bool) -> Spinner {
+        if json || !std::io::stderr().is_terminal() {
+            return Spinner(None);
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Spinner(Some(bar))
     }
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    let b = bar.clone();
+
+    /// A handle for a job's progress callback to set the message with, when it is shown.
+    pub fn handle(&self) -> Option<ProgressBar> {
+        self.0.clone()
+    }
+
+    /// Take the spinner off the screen, before the job's outcome is printed.
+    pub fn clear(self) {
+        if let Some(b) = self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// A progress sink for a backup job, with the spinner it draws.
+pub fn progress(json: bool) -> (ProgressSink, Spinner) {
+    let spinner = Spinner::start(json);
+    let Some(b) = spinner.handle() else {
+        return (Arc::new(|_: &JobProgress| {}), spinner);
+    };
     let sink: ProgressSink = Arc::new(move |p: &JobProgress| {
         b.set_message(format!(
             "{}: {} at {}/s, {:.1} s",
@@ -182,5 +207,5 @@ pub fn progress(json: bool) -> (ProgressSink, Option<ProgressBar>) {
             p.elapsed_ms as f64 / 1000.0
         ));
     });
-    (sink, Some(bar))
+    (sink, spinner)
 }

@@ -148,9 +148,7 @@ pub fn copy_target(
 pub async fn copy(st: &Steward, json: bool, name: &str, id: Option<&str>) -> Result<(), Error> {
     let (sink, bar) = progress(json);
     let r = st.backup_copy(name, id, sink, CancelToken::default()).await;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    bar.clear();
     let rep = r?;
     out(json, &rep, |r| {
         for id in &r.copied {

@@ -87,9 +87,7 @@ pub async fn verify(st: &Steward, json: bool, a: VerifyArgs) -> Result<(), Error
     let r = st
         .backup_verify(&a.name, a.backup_id.as_deref(), tier, a.fraction, sink)
         .await;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    bar.clear();
     let reports = r?;
     let bad = reports.iter().filter(|r| !r.ok).count();
     let failure = (bad > 0).then(|| {
@@ -133,9 +131,7 @@ pub async fn verify(st: &Steward, json: bool, a: VerifyArgs) -> Result<(), Error
 pub async fn export(st: &Steward, json: bool, a: ExportArgs) -> Result<(), Error> {
     let (sink, bar) = progress(json);
     let r = st.backup_export(&a.name, &a.backup_id, &a.out, sink).await;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    bar.clear();
     let bytes = r?;
     out(
         json,
@@ -160,9 +156,7 @@ pub async fn test_recovery(
 ) -> Result<(), Error> {
     let (sink, bar) = progress(json);
     let r = st.backup_test_recovery(name, backup_id, sink).await;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    bar.clear();
     let report = r?;
     out(json, &report, |r| {
         println!(
