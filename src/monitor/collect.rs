@@ -23,7 +23,7 @@ use crate::sql;
 mod server;
 mod statements;
 
-pub use statements::statements_schema;
+pub use statements::{statements_schema, StatementsAccess};
 
 /// The families of statistics a sample is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, TS)]

@@ -94,7 +94,7 @@ pub struct TopQueries {
 /// `None` when pg_stat_statements is ready in the project's database, else how to enable it.
 pub async fn statements_status(pool: &Pool) -> Result<Option<String>> {
     let mut conn = pool.acquire().await?;
-    Ok(statements_schema(&mut conn).await?.err())
+    Ok(statements_schema(&mut conn).await?.missing())
 }
 
 fn db_err(context: &str, e: sqlx::Error) -> Error {

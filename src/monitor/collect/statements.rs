@@ -9,14 +9,30 @@ use crate::error::Result;
 use crate::ident::quote_ident;
 use crate::sql;
 
-/// Whether pg_stat_statements can be read in the current database: `Ok(None)` when it can
-/// (its schema is then returned by [`statements_schema`]), else how to enable it.
+/// Whether pg_stat_statements can be read in the current database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatementsAccess {
+    /// It can, in this schema.
+    Readable(String),
+    /// It cannot: how to enable it, as instructions for the user.
+    Missing(String),
+}
+
+impl StatementsAccess {
+    /// The instructions to enable it, when it cannot be read.
+    pub fn missing(self) -> Option<String> {
+        match self {
+            StatementsAccess::Readable(_) => None,
+            StatementsAccess::Missing(how) => Some(how),
+        }
+    }
+}
+
+/// Whether pg_stat_statements can be read in the current database, and in which schema.
 ///
 /// `shared_preload_libraries` is only visible to roles with pg_read_all_settings (pg_monitor has
 /// it); for other roles the extension is probed directly.
-pub async fn statements_schema(
-    c: &mut PgConnection,
-) -> Result<std::result::Result<String, String>> {
+pub async fn statements_schema(c: &mut PgConnection) -> Result<StatementsAccess> {
     let r = sqlx::query(sql!("SELECT /* pgsteward */ (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS spl,
                 (SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
                   WHERE e.extname = 'pg_stat_statements') AS nsp,
@@ -32,12 +48,14 @@ pub async fn statements_schema(
     });
     let nsp: Option<String> = r.get("nsp");
     match (preloaded, nsp) {
-        (Some(false), _) => Ok(Err(enable_statements_instructions(&db, false))),
-        (_, None) => Ok(Err(enable_statements_instructions(
+        (Some(false), _) => Ok(StatementsAccess::Missing(enable_statements_instructions(
+            &db, false,
+        ))),
+        (_, None) => Ok(StatementsAccess::Missing(enable_statements_instructions(
             &db,
             preloaded.unwrap_or(false),
         ))),
-        (Some(true), Some(nsp)) => Ok(Ok(nsp)),
+        (Some(true), Some(nsp)) => Ok(StatementsAccess::Readable(nsp)),
         (None, Some(nsp)) => {
             // Cannot see the setting: ask the view; it refuses when the library is not loaded.
             let probe = format!(
@@ -50,10 +68,10 @@ pub async fn statements_schema(
                 .fetch_optional(&mut *c)
                 .await;
             match res {
-                Ok(_) => Ok(Ok(nsp)),
-                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55000") => {
-                    Ok(Err(enable_statements_instructions(&db, false)))
-                }
+                Ok(_) => Ok(StatementsAccess::Readable(nsp)),
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55000") => Ok(
+                    StatementsAccess::Missing(enable_statements_instructions(&db, false)),
+                ),
                 Err(e) => Err(e.into()),
             }
         }
@@ -65,8 +83,8 @@ const MAX_QUERY_TEXT: usize = 4000;
 
 pub(super) async fn statements(c: &mut PgConnection, out: &mut Collected) -> Result<()> {
     let nsp = match statements_schema(c).await? {
-        Ok(nsp) => nsp,
-        Err(how) => {
+        StatementsAccess::Readable(nsp) => nsp,
+        StatementsAccess::Missing(how) => {
             out.note = Some(how);
             return Ok(());
         }
