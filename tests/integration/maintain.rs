@@ -1,7 +1,7 @@
 //! Maintenance: the plan follows the statistics (dead tuples, changes since ANALYZE, measured
 //! index bloat), runs change what a DBA would look at (dead tuples, index size) and land in the
 //! history, odd names are quoted, the impact guard stops a statement that makes others wait,
-//! automatic mode keeps to its window, and index health finds what is wrong.
+//! and automatic mode keeps to its window.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{Local, NaiveTime, Timelike};
 use pgsteward::jobs::CancelToken;
 use pgsteward::maintain::{
-    ActionKind, ActionOutcome, FigureSource, IndexFindingKind, MaintenanceConfig,
-    MaintenanceWindow, PlanRequest, RunMode, RunRequest,
+    ActionKind, ActionOutcome, FigureSource, MaintenanceConfig, MaintenanceWindow, PlanRequest,
+    RunMode, RunRequest,
 };
 
 use crate::harness::{cli_json, Home, Pg};
@@ -24,7 +24,8 @@ use crate::on_each_version;
 const ODD: &str = "Ärger's \"T\"";
 const ODD_SQL: &str = "\"Ärger's \"\"T\"\"\"";
 
-fn setup(major: u32) -> (Pg, Home) {
+/// A server with an empty database "app", and a home with the project "app" on it.
+pub(crate) fn setup(major: u32) -> (Pg, Home) {
     let pg = Pg::start(major);
     pg.sql("postgres", "CREATE DATABASE app");
     let home = Home::new();
@@ -379,69 +380,6 @@ async fn index_bloated_by_updates_is_measured_and_reindexed(major: u32) {
     );
 }
 on_each_version!(index_bloated_by_updates_is_measured_and_reindexed);
-
-async fn index_health_finds_unused_duplicate_and_invalid(major: u32) {
-    let (pg, home) = setup(major);
-    pg.sql(
-        "app",
-        "CREATE TABLE parent (id int PRIMARY KEY, code text UNIQUE);
-         CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent, a int, b int, dup int);
-         INSERT INTO parent SELECT g, 'c' || g FROM generate_series(1, 100) g;
-         INSERT INTO child SELECT g, 1 + g % 100, g, g, g % 3 FROM generate_series(1, 1000) g;
-         CREATE INDEX child_a ON child (a);
-         CREATE INDEX child_a_again ON child (a);
-         CREATE INDEX child_a_b ON child (a, b);
-         CREATE INDEX child_unused ON child (b);",
-    );
-    // A unique index built concurrently on duplicate data fails and stays behind, invalid.
-    assert!(pg
-        .cluster
-        .psql(
-            "app",
-            "CREATE UNIQUE INDEX CONCURRENTLY child_dup_u ON child (dup)"
-        )
-        .is_err());
-    let r = home.st.index_report("app").await.unwrap();
-    let has = |kind: IndexFindingKind, name: &str| {
-        r.findings.iter().any(|f| f.kind == kind && f.index == name)
-    };
-    assert!(
-        has(IndexFindingKind::Invalid, "child_dup_u"),
-        "{:?}",
-        r.findings
-    );
-    assert!(
-        has(IndexFindingKind::Duplicate, "child_a_again"),
-        "{:?}",
-        r.findings
-    );
-    assert!(
-        has(IndexFindingKind::Redundant, "child_a"),
-        "{:?}",
-        r.findings
-    );
-    assert!(
-        has(IndexFindingKind::Unused, "child_unused"),
-        "{:?}",
-        r.findings
-    );
-    // Indexes behind constraints are never called unused.
-    for name in ["parent_pkey", "parent_code_key", "child_pkey"] {
-        assert!(
-            !r.findings.iter().any(|f| f.index == name),
-            "{name}: {:?}",
-            r.findings
-        );
-    }
-    let (ok, v) = cli_json(&home, &["--json", "indexes", "app"], None);
-    assert!(ok, "{v}");
-    assert!(v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|f| f["kind"] == "invalid" && f["index"] == "child_dup_u"));
-}
-on_each_version!(index_health_finds_unused_duplicate_and_invalid);
 
 async fn guard_cancels_a_cluster_that_makes_others_wait(major: u32) {
     let (pg, home) = setup(major);

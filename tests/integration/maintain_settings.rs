@@ -9,16 +9,9 @@ use std::time::Duration;
 use pgsteward::jobs::CancelToken;
 use pgsteward::maintain::{MaintenanceConfig, PlanRequest, RunMode, RunRequest};
 
-use crate::harness::{cli_json, cli_json_env, Home, Pg};
+use crate::harness::{cli_json, cli_json_env, Pg};
+use crate::maintain::setup;
 use crate::on_each_version;
-
-fn setup(major: u32) -> (Pg, Home) {
-    let pg = Pg::start(major);
-    pg.sql("postgres", "CREATE DATABASE app");
-    let home = Home::new();
-    home.add_uri("app", &pg.uri("app"));
-    (pg, home)
-}
 
 fn ids_by_table(plan: &serde_json::Value) -> Vec<(String, u64)> {
     let mut v: Vec<(String, u64)> = plan["actions"]

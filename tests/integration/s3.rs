@@ -1,7 +1,7 @@
 //! Backups in S3 storage, against a local S3-compatible server (s3s-fs) that checks request
 //! signatures: round trips, what lands in the bucket, wrong credentials, create-only manifests,
-//! multipart uploads, a server that goes away mid-upload, copies to a second bucket, and the
-//! verification tiers.
+//! multipart uploads, a server that goes away mid-upload, and the verification tiers
+//! (copies to a second bucket are in s3_copy.rs).
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -20,8 +20,8 @@ use tempfile::TempDir;
 use crate::harness::{cli_json, largest_object, quiet, table_checksums, Home, Pg};
 use crate::on_each_version;
 
-const BUCKET: &str = "backups";
-const COPY_BUCKET: &str = "offsite";
+pub(crate) const BUCKET: &str = "backups";
+pub(crate) const COPY_BUCKET: &str = "offsite";
 
 /// A local s3s-fs server on a free port, with random credentials, serving a temporary folder
 /// (each bucket is a folder in it). Stopped on drop.
@@ -137,7 +137,7 @@ impl Drop for S3Server {
 }
 
 /// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -180,7 +180,7 @@ fn home_with_part_size(part: usize) -> Home {
     Home { dir, st }
 }
 
-fn setup(major: u32, home: Home, s3: &S3Server) -> (Pg, Home) {
+pub(crate) fn setup(major: u32, home: Home, s3: &S3Server) -> (Pg, Home) {
     let pg = Pg::start(major);
     pg.sql("postgres", "CREATE DATABASE app");
     pg.sql("app", SCHEMA);
@@ -196,7 +196,7 @@ fn setup(major: u32, home: Home, s3: &S3Server) -> (Pg, Home) {
     (pg, home)
 }
 
-async fn restore_new(home: &Home, id: &str, db: &str) {
+pub(crate) async fn restore_new(home: &Home, id: &str, db: &str) {
     home.st
         .backup_restore(
             "app",
@@ -466,139 +466,3 @@ async fn server_stopped_mid_upload_fails_cleanly(major: u32) {
     assert_eq!(ids, vec![b.id]);
 }
 on_each_version!(server_stopped_mid_upload_fails_cleanly);
-
-async fn copy_to_second_bucket_verifies_and_lists_the_same(major: u32) {
-    let s3 = S3Server::start();
-    let (pg, home) = setup(major, Home::new(), &s3);
-    let before = table_checksums(&pg, "app");
-    let mut ids = Vec::new();
-    for _ in 0..2 {
-        ids.push(
-            home.st
-                .backup_create("app", quiet(), CancelToken::default())
-                .await
-                .unwrap()
-                .id,
-        );
-    }
-    ids.sort();
-
-    // No copy target yet: a clear refusal.
-    let err = home
-        .st
-        .backup_copy("app", None, quiet(), CancelToken::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code, ErrorCode::InvalidInput);
-
-    let (ok, v) = cli_json(
-        &home,
-        &[
-            "--json",
-            "project",
-            "copy-target",
-            "app",
-            "--s3-bucket",
-            COPY_BUCKET,
-            "--s3-endpoint",
-            &s3.endpoint(),
-            "--s3-prefix",
-            "pgsteward/test",
-            "--s3-allow-http",
-            "--s3-access-key-id",
-            &s3.access_key,
-            "--s3-secret-stdin",
-        ],
-        Some(&s3.secret_key),
-    );
-    assert!(ok, "{v}");
-    assert_eq!(v["copy_has_secret"], true);
-
-    // An interrupted earlier copy left an object without a manifest: it is replaced.
-    let leftover = s3
-        .bucket_dir(COPY_BUCKET)
-        .join("pgsteward/test/app")
-        .join(&ids[0]);
-    std::fs::create_dir_all(&leftover).unwrap();
-    std::fs::write(leftover.join("dump.zst.sealed"), b"half").unwrap();
-
-    let r = home
-        .st
-        .backup_copy("app", None, quiet(), CancelToken::default())
-        .await
-        .unwrap();
-    let mut copied = r.copied.clone();
-    copied.sort();
-    assert_eq!(copied, ids);
-    let mut there = r.target_backups.clone();
-    there.sort();
-    assert_eq!(there, ids);
-
-    // Again through the CLI: nothing to copy, both already there.
-    let (ok, v) = cli_json(&home, &["--json", "backup", "copy", "app"], None);
-    assert!(ok, "{v}");
-    assert_eq!(v["copied"].as_array().unwrap().len(), 0);
-    assert_eq!(v["already_there"].as_array().unwrap().len(), 2);
-
-    // Each copy job, the refused one included, is in the project's job history.
-    let copies: Vec<_> = home
-        .st
-        .job_runs("app", 50)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.kind == "copy")
-        .map(|r| (r.outcome, r.code))
-        .collect();
-    assert_eq!(
-        copies,
-        vec![
-            ("succeeded".to_string(), None),
-            ("succeeded".to_string(), None),
-            ("failed".to_string(), Some("invalid_input".to_string())),
-        ],
-        "newest first"
-    );
-
-    // The copies are byte-identical and restorable from the second bucket.
-    for id in &ids {
-        let src = s3.bucket_dir(BUCKET).join("pgsteward/test/app").join(id);
-        let dst = s3
-            .bucket_dir(COPY_BUCKET)
-            .join("pgsteward/test/app")
-            .join(id);
-        let objects = files_under(&src);
-        assert!(objects.len() >= 2, "{objects:?}");
-        for obj in objects {
-            let rel = obj.strip_prefix(&src).unwrap();
-            let a = std::fs::read(&obj).unwrap();
-            let b = std::fs::read(dst.join(rel)).unwrap();
-            assert!(a == b, "{id}/{rel:?} differs");
-        }
-    }
-    home.st
-        .set_storage(
-            "app",
-            StorageSettings::S3(s3.settings(COPY_BUCKET)),
-            Some(&s3.secret_key),
-            true,
-        )
-        .unwrap();
-    let mut listed: Vec<String> = home
-        .st
-        .backup_list("app")
-        .unwrap()
-        .into_iter()
-        .map(|b| b.id)
-        .collect();
-    listed.sort();
-    assert_eq!(listed, ids);
-    restore_new(&home, &ids[1], "from_copy").await;
-    assert_eq!(table_checksums(&pg, "from_copy"), before);
-
-    // Removing the project with its backups empties its folder in the bucket it uses.
-    home.st.remove("app", true).unwrap();
-    assert!(files_under(&s3.bucket_dir(COPY_BUCKET).join("pgsteward/test/app")).is_empty());
-    assert!(!files_under(&s3.bucket_dir(BUCKET).join("pgsteward/test/app")).is_empty());
-}
-on_each_version!(copy_to_second_bucket_verifies_and_lists_the_same);
